@@ -1,6 +1,6 @@
 module github.com/mlxq/mlxq
 
-go 1.26
+go 1.26.0
 
 require (
 	github.com/nlpodyssey/safetensors v0.0.0-20250209183917-bfb01cc25f7c // indirect
