@@ -1,0 +1,204 @@
+package engine
+
+import (
+	"encoding/binary"
+	"fmt"
+
+	"github.com/mlxq/mlxq/quant"
+)
+
+// Params are the dimensions and format of one matrix product: x is [M, K],
+// the weight [N, K], y [M, N].
+type Params struct {
+	M, N, K int
+	quant.Format
+}
+
+// MetaBytes is the size of the parameter block kernels read from the meta
+// buffer: M, N, K, group size, bits and mode as little-endian uint32s.
+const MetaBytes = 24
+
+// Meta encodes p as the parameter block of a meta buffer.
+func (p Params) Meta() []byte {
+	out := make([]byte, 0, MetaBytes)
+	for _, v := range []int{p.M, p.N, p.K, p.GroupSize, p.Bits, int(p.Mode)} {
+		out = binary.LittleEndian.AppendUint32(out, uint32(v))
+	}
+	return out
+}
+
+// ParseMeta decodes a parameter block written by Meta.
+func ParseMeta(b []byte) (Params, error) {
+	if len(b) < MetaBytes {
+		return Params{}, fmt.Errorf("%w: meta of %d bytes, want %d", ErrArgs, len(b), MetaBytes)
+	}
+	v := func(i int) int { return int(binary.LittleEndian.Uint32(b[4*i:])) }
+	return Params{M: v(0), N: v(1), K: v(2), Format: quant.Format{GroupSize: v(3), Bits: v(4), Mode: quant.Mode(v(5))}}, nil
+}
+
+// MatmulArgs are the operands of a matrix product kernel. W holds the codes
+// in the kernel's layout: U32 [N, K*bits/32] packed, or U8 [N, K] codes.
+// Scales (and Biases, affine only) are [N, K/GroupSize], F32, F16 or BF16 for
+// affine and U8 for the floating-point modes. Bias, the optional Linear
+// bias, is F32 [N]. X and Y are F32 and may be longer than M rows (they are
+// allocated for the longest sequence). Meta receives the Params when the
+// dispatch runs.
+type MatmulArgs struct {
+	Params
+	X, W, Scales, Biases, Bias, Y, Meta *Buffer
+}
+
+// UnpackArgs are the operands of the Unpack kernel: Rows rows of Cols packed
+// codes of width Bits in W (U32) are expanded into Codes (U8 [Rows, Cols]).
+type UnpackArgs struct {
+	Rows, Cols, Bits int
+	W, Codes, Meta   *Buffer
+}
+
+// params returns the parameter block the unpack kernel reads.
+func (a *UnpackArgs) params() Params {
+	return Params{N: a.Rows, K: a.Cols, Format: quant.Format{Bits: a.Bits}}
+}
+
+// CheckMatmul verifies a dispatch of kernel k on device d before it is
+// recorded: positive dimensions, a format the kernel takes, K a multiple of
+// the group size, dtypes, exact element counts of the weight tensors, byte
+// lengths at least M rows for x and y, a meta buffer of MetaBytes, and no
+// output aliasing an input.
+func CheckMatmul(d *Device, k Kernel, a *MatmulArgs) error {
+	if k == Unpack {
+		return fmt.Errorf("%w: unpack is not a matrix product kernel", ErrArgs)
+	}
+	if err := checkMatmul(d, k, a); err != nil {
+		return fmt.Errorf("%s: %w", k, err)
+	}
+	return nil
+}
+
+func checkMatmul(d *Device, k Kernel, a *MatmulArgs) error {
+	if a.M <= 0 || a.N <= 0 || a.K <= 0 {
+		return fmt.Errorf("%w: M, N, K = %d, %d, %d, want all > 0", ErrArgs, a.M, a.N, a.K)
+	}
+	if err := k.Accepts(a.Format); err != nil {
+		return err
+	}
+	if a.K%a.GroupSize != 0 {
+		return fmt.Errorf("%w: K = %d not a multiple of group size %d", ErrArgs, a.K, a.GroupSize)
+	}
+	groups := a.N * (a.K / a.GroupSize)
+	weight := operand{"w", a.W, quant.U8, a.N * a.K, false}
+	if k.Spec().Layout == Packed {
+		weight = operand{"w", a.W, quant.U32, a.N * a.K * a.Bits / 32, false}
+	}
+	scaleType := quant.U8
+	if a.Mode == quant.Affine {
+		if a.Scales == nil {
+			return fmt.Errorf("%w: scales buffer is nil", ErrArgs)
+		}
+		scaleType = a.Scales.DType()
+		if !scaleType.IsFloat() {
+			return fmt.Errorf("%w: scales dtype %v, want F32, F16 or BF16", ErrArgs, scaleType)
+		}
+	}
+	ops := []operand{
+		{"x", a.X, quant.F32, a.M * a.K, true},
+		weight,
+		{"scales", a.Scales, scaleType, groups, false},
+		{"y", a.Y, quant.F32, a.M * a.N, true},
+	}
+	switch {
+	case a.Mode == quant.Affine:
+		ops = append(ops, operand{"biases", a.Biases, scaleType, groups, false})
+	case a.Biases != nil:
+		return fmt.Errorf("%w: %v takes no biases buffer", ErrArgs, a.Mode)
+	}
+	if a.Bias != nil {
+		ops = append(ops, operand{"bias", a.Bias, quant.F32, a.N, false})
+	}
+	for _, op := range ops {
+		if err := op.check(d); err != nil {
+			return err
+		}
+	}
+	if err := checkMeta(d, a.Meta); err != nil {
+		return err
+	}
+	for _, in := range []*Buffer{a.X, a.W, a.Scales, a.Biases, a.Bias, a.Meta} {
+		if in == a.Y {
+			return fmt.Errorf("%w: y aliases an input buffer", ErrArgs)
+		}
+	}
+	return nil
+}
+
+// CheckUnpack verifies an Unpack dispatch on device d.
+func CheckUnpack(d *Device, a *UnpackArgs) error {
+	if err := checkUnpack(d, a); err != nil {
+		return fmt.Errorf("%s: %w", Unpack, err)
+	}
+	return nil
+}
+
+func checkUnpack(d *Device, a *UnpackArgs) error {
+	if a.Rows <= 0 || a.Cols <= 0 {
+		return fmt.Errorf("%w: rows, cols = %d, %d, want both > 0", ErrArgs, a.Rows, a.Cols)
+	}
+	if a.Bits < 2 || a.Bits > 8 || a.Bits == 7 {
+		return fmt.Errorf("%w: bits %d, want 2, 3, 4, 5, 6 or 8", ErrArgs, a.Bits)
+	}
+	if a.Cols*a.Bits%32 != 0 {
+		return fmt.Errorf("%w: %d codes of %d bits do not fill whole words", ErrArgs, a.Cols, a.Bits)
+	}
+	for _, op := range []operand{
+		{"w", a.W, quant.U32, a.Rows * a.Cols * a.Bits / 32, false},
+		{"codes", a.Codes, quant.U8, a.Rows * a.Cols, false},
+	} {
+		if err := op.check(d); err != nil {
+			return err
+		}
+	}
+	if err := checkMeta(d, a.Meta); err != nil {
+		return err
+	}
+	if a.Codes == a.W || a.Codes == a.Meta {
+		return fmt.Errorf("%w: codes alias an input buffer", ErrArgs)
+	}
+	return nil
+}
+
+// operand is a buffer with the dtype and element count it must have: n
+// exactly, or at least n when atLeast is set.
+type operand struct {
+	name    string
+	buf     *Buffer
+	dtype   quant.DType
+	n       int
+	atLeast bool
+}
+
+func (op operand) check(d *Device) error {
+	b := op.buf
+	if err := b.usable(d, op.name); err != nil {
+		return err
+	}
+	if b.DType() != op.dtype {
+		return fmt.Errorf("%w: %s dtype %v, want %v", ErrArgs, op.name, b.DType(), op.dtype)
+	}
+	if op.atLeast && b.Len() < op.n {
+		return fmt.Errorf("%w: %s holds %d elements (%d bytes), want at least %d", ErrArgs, op.name, b.Len(), b.Bytes(), op.n)
+	}
+	if !op.atLeast && b.Len() != op.n {
+		return fmt.Errorf("%w: %s holds %d elements, want %d", ErrArgs, op.name, b.Len(), op.n)
+	}
+	return nil
+}
+
+func checkMeta(d *Device, meta *Buffer) error {
+	if err := meta.usable(d, "meta"); err != nil {
+		return err
+	}
+	if meta.Bytes() < MetaBytes {
+		return fmt.Errorf("%w: meta holds %d bytes, want at least %d", ErrArgs, meta.Bytes(), MetaBytes)
+	}
+	return nil
+}

@@ -1,0 +1,243 @@
+package engine
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+	"slices"
+	"sync"
+
+	"github.com/mlxq/mlxq/quant"
+)
+
+// Memory is a backend's handle to one allocation of device memory.
+type Memory any
+
+// Compiled is a backend's handle to a kernel ready to dispatch.
+type Compiled any
+
+// Driver is what a backend implements. The engine validates every call
+// before it reaches the driver.
+type Driver interface {
+	// Name describes the device, such as "NVIDIA H100 80GB HBM3".
+	Name() string
+	// Alloc allocates bytes of device memory.
+	Alloc(bytes int) (Memory, error)
+	// Free releases memory from Alloc.
+	Free(Memory)
+	// Upload copies src to the start of dst, synchronously.
+	Upload(dst Memory, src []byte) error
+	// Download copies the start of src into dst, synchronously.
+	Download(dst []byte, src Memory) error
+	// Kernels lists the catalog kernels the driver implements.
+	Kernels() []Kernel
+	// Compile prepares a kernel for dispatch; the engine caches the result.
+	Compile(Kernel) (Compiled, error)
+	// NewQueue starts recording work for one commit.
+	NewQueue() Queue
+	// Close releases the device.
+	Close() error
+}
+
+// Queue records work in order and runs it on Commit.
+type Queue interface {
+	// Write records a copy of src to the start of dst, ordered with the
+	// dispatches around it; src may be reused once Write returns.
+	Write(dst Memory, src []byte) error
+	// Matmul records a matrix product kernel.
+	Matmul(Compiled, *MatmulArgs) error
+	// Unpack records the unpack kernel.
+	Unpack(Compiled, *UnpackArgs) error
+	// Commit runs the recorded work and waits for it to finish.
+	Commit() error
+}
+
+// Device is an open compute device of one backend.
+type Device struct {
+	backend string
+	drv     Driver
+	kernels []Kernel
+
+	mu       sync.Mutex
+	compiled map[Kernel]Compiled
+	closed   bool
+}
+
+// NewDevice wraps a driver; backends use it through Register.
+func NewDevice(backend string, drv Driver) *Device {
+	return &Device{backend: backend, drv: drv, kernels: drv.Kernels(), compiled: map[Kernel]Compiled{}}
+}
+
+// Backend returns the name the backend registered, such as "cpu".
+func (d *Device) Backend() string { return d.backend }
+
+// Name describes the device.
+func (d *Device) Name() string { return d.drv.Name() }
+
+// Kernels lists the catalog kernels the device implements.
+func (d *Device) Kernels() []Kernel { return slices.Clone(d.kernels) }
+
+// Supports reports whether the device implements kernel k.
+func (d *Device) Supports(k Kernel) bool { return slices.Contains(d.kernels, k) }
+
+// compile returns the compiled kernel, compiling it on first use.
+func (d *Device) compile(k Kernel) (Compiled, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return nil, fmt.Errorf("%w: device %s", ErrClosed, d.backend)
+	}
+	if c, ok := d.compiled[k]; ok {
+		return c, nil
+	}
+	if !d.Supports(k) {
+		return nil, fmt.Errorf("%w: kernel %s on %s", ErrUnsupported, k, d.backend)
+	}
+	c, err := d.drv.Compile(k)
+	if err != nil {
+		return nil, fmt.Errorf("%s: compiling %s: %w", d.backend, k, err)
+	}
+	d.compiled[k] = c
+	return c, nil
+}
+
+// Close releases the device. Buffers must be freed first.
+func (d *Device) Close() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return nil
+	}
+	d.closed = true
+	return d.drv.Close()
+}
+
+// Buffer is device memory holding a tensor of one dtype and shape.
+type Buffer struct {
+	dev   *Device
+	mem   Memory
+	dtype quant.DType
+	shape []int
+	n     int
+	freed bool
+}
+
+// Alloc allocates a buffer for a tensor of the given dtype and shape.
+func (d *Device) Alloc(dtype quant.DType, shape ...int) (*Buffer, error) {
+	if dtype.Size() == 0 {
+		return nil, fmt.Errorf("%w: alloc of dtype %v", ErrArgs, dtype)
+	}
+	n := 1
+	for _, s := range shape {
+		if s <= 0 || n > math.MaxInt/8/s {
+			return nil, fmt.Errorf("%w: alloc of shape %v", ErrArgs, shape)
+		}
+		n *= s
+	}
+	if d.closed {
+		return nil, fmt.Errorf("%w: device %s", ErrClosed, d.backend)
+	}
+	mem, err := d.drv.Alloc(n * dtype.Size())
+	if err != nil {
+		return nil, fmt.Errorf("%s: alloc %v %v: %w", d.backend, dtype, shape, err)
+	}
+	return &Buffer{dev: d, mem: mem, dtype: dtype, shape: slices.Clone(shape), n: n}, nil
+}
+
+// DType returns the element type.
+func (b *Buffer) DType() quant.DType { return b.dtype }
+
+// Shape returns the tensor shape.
+func (b *Buffer) Shape() []int { return slices.Clone(b.shape) }
+
+// Len returns the number of elements.
+func (b *Buffer) Len() int { return b.n }
+
+// Bytes returns the byte length.
+func (b *Buffer) Bytes() int { return b.n * b.dtype.Size() }
+
+// Memory returns the backend's handle; for backends only.
+func (b *Buffer) Memory() Memory { return b.mem }
+
+// Device returns the device the buffer lives on.
+func (b *Buffer) Device() *Device { return b.dev }
+
+// String describes the buffer, such as "F32[128 4096]".
+func (b *Buffer) String() string { return fmt.Sprintf("%v%v", b.dtype, b.shape) }
+
+// Free releases the buffer's memory. Freeing twice is harmless.
+func (b *Buffer) Free() {
+	if b == nil || b.freed {
+		return
+	}
+	b.freed = true
+	b.dev.drv.Free(b.mem)
+	b.mem = nil
+}
+
+func (b *Buffer) usable(d *Device, what string) error {
+	switch {
+	case b == nil:
+		return fmt.Errorf("%w: %s buffer is nil", ErrArgs, what)
+	case b.freed:
+		return fmt.Errorf("%w: %s buffer was freed", ErrClosed, what)
+	case b.dev != d:
+		return fmt.Errorf("%w: %s buffer belongs to device %s, not %s", ErrArgs, what, b.dev.backend, d.backend)
+	}
+	return nil
+}
+
+// Upload copies src (raw little-endian elements) to the start of dst. It is
+// synchronous and must not touch buffers used by uncommitted work.
+func (d *Device) Upload(dst *Buffer, src []byte) error {
+	if err := dst.usable(d, "upload"); err != nil {
+		return err
+	}
+	if len(src) > dst.Bytes() {
+		return fmt.Errorf("%w: upload of %d bytes into %v (%d bytes)", ErrArgs, len(src), dst, dst.Bytes())
+	}
+	return d.drv.Upload(dst.mem, src)
+}
+
+// Download copies the start of src into dst, synchronously.
+func (d *Device) Download(dst []byte, src *Buffer) error {
+	if err := src.usable(d, "download"); err != nil {
+		return err
+	}
+	if len(dst) > src.Bytes() {
+		return fmt.Errorf("%w: download of %d bytes from %v (%d bytes)", ErrArgs, len(dst), src, src.Bytes())
+	}
+	return d.drv.Download(dst, src.mem)
+}
+
+// UploadFloat32 uploads float32 values into the start of an F32 buffer.
+func (d *Device) UploadFloat32(dst *Buffer, src []float32) error {
+	if dst != nil && dst.dtype != quant.F32 {
+		return fmt.Errorf("%w: float32 upload into %v", ErrArgs, dst)
+	}
+	return d.Upload(dst, Float32Bytes(src))
+}
+
+// DownloadFloat32 fills dst from the start of an F32 buffer.
+func (d *Device) DownloadFloat32(dst []float32, src *Buffer) error {
+	if src != nil && src.dtype != quant.F32 {
+		return fmt.Errorf("%w: float32 download from %v", ErrArgs, src)
+	}
+	raw := make([]byte, 4*len(dst))
+	if err := d.Download(raw, src); err != nil {
+		return err
+	}
+	for i := range dst {
+		dst[i] = math.Float32frombits(binary.LittleEndian.Uint32(raw[4*i:]))
+	}
+	return nil
+}
+
+// Float32Bytes returns the little-endian bytes of v.
+func Float32Bytes(v []float32) []byte {
+	out := make([]byte, 4*len(v))
+	for i, f := range v {
+		binary.LittleEndian.PutUint32(out[4*i:], math.Float32bits(f))
+	}
+	return out
+}

@@ -1,0 +1,142 @@
+package engine
+
+import (
+	"fmt"
+	"slices"
+
+	"github.com/mlxq/mlxq/quant"
+)
+
+// Kernel names an entry of the kernel catalog.
+type Kernel uint8
+
+// The catalog. Every kernel but Unpack computes
+//
+//	y[m,n] = Σ_k x[m,k]·w[n,k] (+ bias[n])
+//
+// for the m < M rows of x, where w is the dequantized weight.
+const (
+	// PerElement computes one output per thread from unpacked codes; it
+	// takes every format: affine with any bit width and group size, and
+	// the floating-point modes.
+	PerElement Kernel = iota
+	// Tiled computes output tiles from unpacked affine codes, group 32.
+	Tiled
+	// SIMD computes one output at a time with vector instructions from
+	// unpacked affine codes, group 32.
+	SIMD
+	// SIMD4 computes blocks of outputs with vector instructions from
+	// unpacked affine codes, group 32.
+	SIMD4
+	// SIMD4GS64 is SIMD4 for group 64.
+	SIMD4GS64
+	// PackedSIMD4B4 is SIMD4 reading packed 4-bit codes directly (MLX's
+	// on-disk layout), group 32; no unpack pass.
+	PackedSIMD4B4
+	// Unpack expands packed codes of any width into one byte per code.
+	Unpack
+	numKernels
+)
+
+// Layout is the form in which a kernel reads the weight codes.
+type Layout uint8
+
+const (
+	// Packed is MLX's on-disk layout: U32 words, LSB-first bitstream rows.
+	Packed Layout = iota
+	// Codes is one U8 per code, [N, K], made by the Unpack kernel.
+	Codes
+)
+
+func (l Layout) String() string {
+	if l == Packed {
+		return "packed"
+	}
+	return "codes"
+}
+
+// Spec describes what a catalog kernel accepts.
+type Spec struct {
+	Name   string
+	Layout Layout
+	// Modes, Bits and GroupSizes list what the kernel takes; Bits and
+	// GroupSizes are nil where any width or group size of a supported
+	// format is fine.
+	Modes      []quant.Mode
+	Bits       []int
+	GroupSizes []int
+}
+
+var allModes = []quant.Mode{quant.Affine, quant.MXFP4, quant.MXFP8, quant.NVFP4}
+
+var specs = [numKernels]Spec{
+	PerElement:    {Name: "per_element", Layout: Codes, Modes: allModes},
+	Tiled:         {Name: "tiled", Layout: Codes, Modes: []quant.Mode{quant.Affine}, GroupSizes: []int{32}},
+	SIMD:          {Name: "simd", Layout: Codes, Modes: []quant.Mode{quant.Affine}, GroupSizes: []int{32}},
+	SIMD4:         {Name: "simd4", Layout: Codes, Modes: []quant.Mode{quant.Affine}, GroupSizes: []int{32}},
+	SIMD4GS64:     {Name: "simd4_gs64", Layout: Codes, Modes: []quant.Mode{quant.Affine}, GroupSizes: []int{64}},
+	PackedSIMD4B4: {Name: "packed_simd4_b4", Layout: Packed, Modes: []quant.Mode{quant.Affine}, Bits: []int{4}, GroupSizes: []int{32}},
+	Unpack:        {Name: "unpack", Layout: Packed, Modes: allModes},
+}
+
+// Kernels returns every kernel of the catalog, in catalog order.
+func Kernels() []Kernel {
+	out := make([]Kernel, numKernels)
+	for i := range out {
+		out[i] = Kernel(i)
+	}
+	return out
+}
+
+// MatmulKernels returns the catalog's matrix product kernels (all but
+// Unpack).
+func MatmulKernels() []Kernel {
+	return slices.DeleteFunc(Kernels(), func(k Kernel) bool { return k == Unpack })
+}
+
+// Spec returns the kernel's description.
+func (k Kernel) Spec() Spec {
+	if k >= numKernels {
+		return Spec{Name: fmt.Sprintf("Kernel(%d)", uint8(k))}
+	}
+	return specs[k]
+}
+
+// String returns the kernel's catalog name, such as "packed_simd4_b4".
+func (k Kernel) String() string { return k.Spec().Name }
+
+// ParseKernel returns the kernel with the given catalog name.
+func ParseKernel(name string) (Kernel, error) {
+	for k, s := range specs {
+		if s.Name == name {
+			return Kernel(k), nil
+		}
+	}
+	names := make([]string, numKernels)
+	for k := range names {
+		names[k] = specs[k].Name
+	}
+	return 0, fmt.Errorf("%w: unknown kernel %q, want one of %v", ErrArgs, name, names)
+}
+
+// Accepts reports whether the kernel takes weights of format f, and if not,
+// why.
+func (k Kernel) Accepts(f quant.Format) error {
+	if k >= numKernels {
+		return fmt.Errorf("%w: unknown kernel %d", ErrArgs, uint8(k))
+	}
+	if err := f.Validate(); err != nil {
+		return fmt.Errorf("%w: %s: %w", ErrArgs, k, err)
+	}
+	s := specs[k]
+	if !slices.Contains(s.Modes, f.Mode) {
+		return fmt.Errorf("%w: %s: mode %v, want %v", ErrArgs, k, f.Mode, s.Modes)
+	}
+	if s.Bits != nil && !slices.Contains(s.Bits, f.Bits) {
+		return fmt.Errorf("%w: %s: bits %d, want %v", ErrArgs, k, f.Bits, s.Bits)
+	}
+	if s.GroupSizes != nil && !slices.Contains(s.GroupSizes, f.GroupSize) {
+		return fmt.Errorf("%w: %s: group size %d, want %v", ErrArgs, k, f.GroupSize, s.GroupSizes)
+	}
+	return nil
+}
