@@ -147,7 +147,7 @@ func Reference(x []float32, rows int, m *Matrix, bias []float32) []float64 {
 			xi := x[i*m.Cols : (i+1)*m.Cols]
 			var acc float64
 			for k, v := range w {
-				acc += float64(xi[k]) * v
+				acc += float64(float64(xi[k]) * v) // no fused multiply-add: same bits on every GOARCH
 			}
 			if bias != nil {
 				acc += float64(bias[n])
