@@ -1,0 +1,165 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/mlxq/mlxq/internal/golden"
+	"github.com/mlxq/mlxq/internal/npy"
+)
+
+// runCLI runs the command line in process.
+func runCLI(args ...string) (status int, stdout, stderr string) {
+	var out, errb bytes.Buffer
+	status = run(args, &out, &errb)
+	return status, out.String(), errb.String()
+}
+
+func TestDefaultRun(t *testing.T) {
+	status, out, errOut := runCLI("--repeat", "3")
+	require.Equal(t, 0, status, errOut)
+	for _, want := range []string{"tiny (embedded)", "packed_simd4_b4", "affine 4-bit group 32, BF16 scales", "M, N, K  1, 256, 512", "GB/s of weights"} {
+		assert.Contains(t, out, want)
+	}
+	assert.Empty(t, errOut)
+}
+
+func runJSON(t *testing.T, args ...string) report {
+	t.Helper()
+	status, out, errOut := runCLI(append(args, "--json")...)
+	require.Equal(t, 0, status, errOut)
+	var r report
+	require.NoError(t, json.Unmarshal([]byte(out), &r), out)
+	return r
+}
+
+func TestJSONReport(t *testing.T) {
+	r := runJSON(t, "--layer", "model.layers.0.self_attn.q_proj", "--seq-len", "5", "--repeat", "2")
+	assert.Equal(t, "model.layers.0.self_attn.q_proj", r.Layer)
+	assert.Equal(t, 5, r.M)
+	assert.Equal(t, 256, r.N)
+	assert.Equal(t, 256, r.K)
+	assert.Equal(t, "cpu", r.Backend)
+	assert.Equal(t, "packed_simd4_b4", r.Kernel)
+	assert.Less(t, r.RelErr, 1e-5)
+	assert.Greater(t, r.MedianUS, 0.0)
+	assert.Greater(t, r.GBps, 0.0)
+
+	r = runJSON(t, "--model", "../../testdata/mixed", "--layer", "model.layers.1.self_attn.q_proj", "--repeat", "1")
+	assert.Equal(t, "mxfp4", r.Mode)
+	assert.Equal(t, "per_element", r.Kernel)
+	assert.Less(t, r.RelErr, 1e-5)
+
+	r = runJSON(t, "--model", "../../testdata/mixed", "--layer", "model.layers.1.mlp.switch_mlp.gate_proj", "--expert", "1", "--kernel", "per_element", "--repeat", "1")
+	assert.Equal(t, "model.layers.1.mlp.switch_mlp.gate_proj[1]", r.Layer)
+	assert.Equal(t, "per_element", r.Kernel)
+
+	r = runJSON(t, "--model", "../../testdata/tiny/model.safetensors", "--bits", "4", "--group-size", "32", "--repeat", "1")
+	assert.Equal(t, "packed_simd4_b4", r.Kernel)
+}
+
+// --input and --output round trip a golden file.
+func TestInputOutput(t *testing.T) {
+	dir := "../../testdata/mixed"
+	man, err := golden.Read(dir)
+	require.NoError(t, err)
+	gl := man.Layers[0]
+	out := filepath.Join(t.TempDir(), "y.npy")
+	status, _, errOut := runCLI("--model", dir, "--layer", gl.Name, "--input", filepath.Join(dir, gl.X), "--output", out, "--repeat", "1")
+	require.Equal(t, 0, status, errOut)
+	y, err := npy.ReadFile(out)
+	require.NoError(t, err)
+	assert.Equal(t, []int{man.Rows, gl.Out}, y.Shape)
+	want, err := man.Output(gl)
+	require.NoError(t, err)
+	assert.Less(t, relErr(y.Float32(), want), 1e-5)
+}
+
+func TestErrors(t *testing.T) {
+	tmp := t.TempDir()
+	ints := filepath.Join(tmp, "ints.npy")
+	header := "{'descr': '<i4', 'fortran_order': False, 'shape': (1, 256), }\n"
+	ibytes := append([]byte("\x93NUMPY\x01\x00"), byte(len(header)), 0)
+	ibytes = append(append(ibytes, header...), make([]byte, 4*256)...)
+	require.NoError(t, os.WriteFile(ints, ibytes, 0o644))
+	wide := filepath.Join(tmp, "wide.npy")
+	f, err := os.Create(wide)
+	require.NoError(t, err)
+	require.NoError(t, npy.WriteFloat32(f, []int{2, 100}, make([]float32, 200)))
+	require.NoError(t, f.Close())
+
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--model", filepath.Join(tmp, "missing")}, "missing"},
+		{[]string{"--layer", "model.layers.9.q_proj"}, "model.layers.9.q_proj"},
+		{[]string{"--input", wide, "--layer", "model.layers.0.self_attn.q_proj"}, "shape [2 100], want [M 256]"},
+		{[]string{"--input", ints}, `dtype "<i4"`},
+		{[]string{"--input", filepath.Join(tmp, "none.npy")}, "none.npy"},
+		{[]string{"--seq-len", "9", "--max-seq-len", "4"}, "M = 9 rows exceed --max-seq-len 4"},
+		{[]string{"--seq-len", "0"}, "--seq-len 0"},
+		{[]string{"--backend", "tpu"}, `unknown backend "tpu"`},
+		{[]string{"--kernel", "qmv"}, `unknown kernel "qmv"`},
+		{[]string{"--kernel", "simd4_gs64"}, "group size 32, want [64]"},
+		{[]string{"--model", "../../testdata/tiny/model.safetensors"}, "bits"},
+		{[]string{"--bits", "7"}, "affine bits 7"},
+		{[]string{"--mode", "int4"}, `mode "int4"`},
+		{[]string{"--repeat", "0"}, "--repeat 0"},
+		{[]string{"--expert", "3"}, "expert 3"},
+		{[]string{"frobnicate"}, `unknown command "frobnicate"`},
+		{[]string{"inspect", "--seq-len", "0"}, "--seq-len 0"},
+		{[]string{"inspect", "--model", filepath.Join(tmp, "missing")}, "missing"},
+	}
+	for _, tt := range tests {
+		status, out, errOut := runCLI(tt.args...)
+		assert.Equal(t, 1, status, "%v", tt.args)
+		assert.Empty(t, out, "%v", tt.args)
+		assert.True(t, strings.HasPrefix(errOut, "error: "), "%v: %q", tt.args, errOut)
+		assert.Equal(t, 1, strings.Count(errOut, "\n"), "%v: one line, got %q", tt.args, errOut)
+		assert.Contains(t, errOut, tt.want, "%v", tt.args)
+		assert.NotContains(t, errOut, "goroutine", "%v", tt.args)
+	}
+}
+
+func TestUsage(t *testing.T) {
+	status, _, errOut := runCLI("--no-such-flag")
+	assert.Equal(t, 2, status)
+	assert.Contains(t, errOut, "flag provided but not defined: -no-such-flag")
+	status, _, errOut = runCLI("-h")
+	assert.Equal(t, 0, status)
+	assert.Contains(t, errOut, "usage: run [flags]")
+	status, _, _ = runCLI("inspect", "extra")
+	assert.Equal(t, 2, status)
+}
+
+func TestInspect(t *testing.T) {
+	status, out, errOut := runCLI("inspect", "--model", "../../testdata/mixed", "--seq-len", "16")
+	require.Equal(t, 0, status, errOut)
+	assert.Contains(t, out, "M = 16")
+	lines := strings.Split(out, "\n")
+	find := func(name string) string {
+		for _, l := range lines {
+			if strings.HasPrefix(l, name+" ") {
+				return l
+			}
+		}
+		t.Fatalf("no line for %s in\n%s", name, out)
+		return ""
+	}
+	assert.Regexp(t, `512x384\s+affine\s+5\s+32\s+F16\s+\d+\s+simd4 \(codes\)`, find("model.layers.0.mlp.gate_proj"))
+	assert.Regexp(t, `2x256x384\s+affine\s+4\s+64\s+BF16\s+\d+\s+simd4_gs64 \(codes\)`, find("model.layers.1.mlp.switch_mlp.gate_proj"))
+	assert.Regexp(t, `nvfp4\s+4\s+16\s+U8\s+\d+\s+per_element \(codes\)`, find("model.layers.1.self_attn.k_proj"))
+	assert.Contains(t, out, "total                       13")
+
+	status, out, errOut = runCLI("inspect")
+	require.Equal(t, 0, status, errOut)
+	assert.Regexp(t, `model.layers.0.self_attn.q_proj\s+256x256\s+affine\s+4\s+32\s+BF16\s+\d+\s+packed_simd4_b4 \(packed\)`, out)
+}

@@ -1,0 +1,71 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"path/filepath"
+
+	"github.com/mlxq/mlxq"
+	"github.com/mlxq/mlxq/loader"
+	"github.com/mlxq/mlxq/quant"
+)
+
+// modelFlags select a model: a path, or the embedded default, and the
+// format of a bare .safetensors file.
+type modelFlags struct {
+	path      string
+	bits      int
+	groupSize int
+	mode      string
+}
+
+func (f *modelFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.path, "model", "", "model directory or .safetensors file (default: the embedded tiny model)")
+	fs.IntVar(&f.bits, "bits", 0, "bits of a bare .safetensors file")
+	fs.IntVar(&f.groupSize, "group-size", 0, "group size of a bare .safetensors file")
+	fs.StringVar(&f.mode, "mode", "", "quantization mode of a bare .safetensors file (affine, mxfp4, mxfp8, nvfp4)")
+}
+
+// open opens the selected model and returns it with its display name.
+func (f *modelFlags) open() (*loader.Model, string, error) {
+	var opts []loader.Option
+	if f.bits != 0 || f.groupSize != 0 || f.mode != "" {
+		format, err := f.format()
+		if err != nil {
+			return nil, "", err
+		}
+		opts = append(opts, loader.WithFormat(format))
+	}
+	if f.path == "" {
+		m, err := loader.OpenFS(mlxq.DefaultModel(), ".", opts...)
+		return m, mlxq.DefaultModelName, err
+	}
+	m, err := loader.Open(f.path, opts...)
+	if err != nil {
+		return nil, "", err
+	}
+	return m, filepath.Clean(f.path), nil
+}
+
+// format builds the format of --mode, --bits and --group-size, taking the
+// mode's defaults for the ones not given.
+func (f *modelFlags) format() (quant.Format, error) {
+	mode := quant.Affine
+	if f.mode != "" {
+		var err error
+		if mode, err = quant.ParseMode(f.mode); err != nil {
+			return quant.Format{}, fmt.Errorf("--mode: %w", err)
+		}
+	}
+	format := quant.DefaultFormat(mode)
+	if f.bits != 0 {
+		format.Bits = f.bits
+	}
+	if f.groupSize != 0 {
+		format.GroupSize = f.groupSize
+	}
+	if err := format.Validate(); err != nil {
+		return quant.Format{}, fmt.Errorf("--bits/--group-size/--mode: %w", err)
+	}
+	return format, nil
+}

@@ -1,0 +1,268 @@
+package eval
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/mlxq/mlxq"
+	"github.com/mlxq/mlxq/engine"
+	"github.com/mlxq/mlxq/loader"
+	"github.com/mlxq/mlxq/quant"
+)
+
+// A Batch is a config made ready to run: its models and devices open and
+// its cases listed. A case is one layer at one sequence length on one
+// backend with one kernel. Close releases what Open opened.
+type Batch struct {
+	cfg     *Config
+	models  []*loader.Model
+	devices []*engine.Device
+	targets []*target
+	cases   int
+	skipped int
+}
+
+// target is a layer to evaluate: a layer of a model (expert 0 of a layer
+// of stacked experts) or a synthetic one.
+type target struct {
+	model, name string
+	quant.Format
+	scaleType quant.DType
+	out, in   int
+
+	layer *loader.Layer // nil for a synthetic layer
+	syn   Synthetic
+
+	// choices lists the kernels to run, per device of the batch.
+	choices [][]choice
+}
+
+// choice is a kernel to run a layer with.
+type choice struct {
+	kernel engine.Kernel
+	// plan builds the layer without a fixed kernel: the plan picks one at
+	// each M.
+	plan bool
+}
+
+// EmbeddedModel is the model path that names the embedded default model
+// (mlxq.DefaultModel), as does an empty path.
+const EmbeddedModel = "embedded"
+
+// Open validates the config, opens its models and devices, selects its
+// layers and lists its cases. Every error wraps ErrConfig: besides invalid
+// values, a model that does not open, a selection that matches no layer,
+// a backend unavailable here, or a listed kernel that does not take a
+// selected layer.
+func Open(cfg *Config) (*Batch, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	b := &Batch{cfg: cfg}
+	if err := b.open(); err != nil {
+		b.Close()
+		return nil, err
+	}
+	return b, nil
+}
+
+func (b *Batch) open() error {
+	cfg := b.cfg
+	bad := func(key string, err error) error {
+		return &ConfigError{File: cfg.File, Key: key, Msg: err.Error()}
+	}
+	for i, name := range cfg.Backends {
+		dev, err := engine.Open(name)
+		if err != nil {
+			return bad(fmt.Sprintf("backends[%d]", i), err)
+		}
+		if slices.ContainsFunc(b.devices, func(d *engine.Device) bool { return d.Backend() == dev.Backend() }) {
+			dev.Close()
+			continue
+		}
+		b.devices = append(b.devices, dev)
+	}
+	for i, mc := range cfg.Models {
+		key := fmt.Sprintf("models[%d]", i)
+		model, name, err := openModel(cfg.File, mc)
+		if err != nil {
+			return bad(key+".path", err)
+		}
+		b.models = append(b.models, model)
+		selected, err := selectLayers(model, name, mc.Layers)
+		if err != nil {
+			var se *selectError
+			if errors.As(err, &se) {
+				key = fmt.Sprintf("%s.layers[%d]", key, se.index)
+			}
+			return bad(key, err)
+		}
+		for _, l := range selected {
+			t := &target{model: name, name: l.Name, Format: l.Format, scaleType: l.Scales.DType, out: l.Out, in: l.In, layer: l}
+			if l.Experts > 0 {
+				t.name = fmt.Sprintf("%s[0]", l.Name)
+			}
+			b.targets = append(b.targets, t)
+		}
+	}
+	for _, s := range cfg.Synthetic {
+		f, st, _ := s.format()
+		b.targets = append(b.targets, &target{model: "synthetic", name: s.name(f, st), Format: f, scaleType: st, out: s.Rows, in: s.Cols, syn: s})
+	}
+	for _, t := range b.targets {
+		for _, dev := range b.devices {
+			choices, skipped, err := kernelChoices(cfg, t, dev)
+			if err != nil {
+				return err
+			}
+			t.choices = append(t.choices, choices)
+			b.cases += len(choices) * len(cfg.SeqLens)
+			b.skipped += skipped * len(cfg.SeqLens)
+		}
+	}
+	if b.cases == 0 {
+		return &ConfigError{File: cfg.File, Msg: "the config lists no case to run"}
+	}
+	return nil
+}
+
+// openModel opens a model entry and returns it with its display name.
+// A relative path is taken from the config file's directory.
+func openModel(file string, mc Model) (*loader.Model, string, error) {
+	var opts []loader.Option
+	if f, ok, _ := mc.format(); ok {
+		opts = append(opts, loader.WithFormat(f))
+	}
+	if mc.Path == "" || mc.Path == EmbeddedModel {
+		m, err := loader.OpenFS(mlxq.DefaultModel(), ".", opts...)
+		return m, mlxq.DefaultModelName, err
+	}
+	p := mc.Path
+	if !filepath.IsAbs(p) {
+		p = filepath.Join(filepath.Dir(file), p)
+	}
+	m, err := loader.Open(p, opts...)
+	if err != nil {
+		var pe *fs.PathError
+		if errors.As(err, &pe) && errors.Is(err, fs.ErrNotExist) {
+			return nil, "", fmt.Errorf("%s: no such model (looked for %s)", mc.Path, p)
+		}
+		return nil, "", err
+	}
+	return m, filepath.Clean(mc.Path), nil
+}
+
+// selectError reports a layer selector that matches nothing.
+type selectError struct {
+	index int
+	msg   string
+}
+
+func (e *selectError) Error() string { return e.msg }
+
+// selectLayers returns the layers of the model (named name in messages) that match any selector, in the
+// model's order; no selectors select every layer. Each selector must match
+// at least one layer.
+func selectLayers(model *loader.Model, name string, selectors []string) ([]*loader.Layer, error) {
+	all := model.Layers()
+	if len(all) == 0 {
+		return nil, fmt.Errorf("model %s has no quantized layers", name)
+	}
+	if len(selectors) == 0 {
+		return all, nil
+	}
+	picked := make([]bool, len(all))
+	for i, text := range selectors {
+		sel, err := parseSelector(text)
+		if err != nil {
+			return nil, &selectError{i, err.Error()}
+		}
+		found := false
+		for j, l := range all {
+			if sel.match(l.Name) {
+				picked[j], found = true, true
+			}
+		}
+		if found {
+			continue
+		}
+		if sel.re == nil && !isGlob(text) {
+			if _, err := model.Layer(text); err != nil {
+				return nil, &selectError{i, err.Error()}
+			}
+		}
+		var some []string
+		for _, l := range all[:min(3, len(all))] {
+			some = append(some, l.Name)
+		}
+		return nil, &selectError{i, fmt.Sprintf("%q matches no quantized layer of %s (it has %d, such as %s)",
+			text, name, len(all), strings.Join(some, ", "))}
+	}
+	var out []*loader.Layer
+	for j, l := range all {
+		if picked[j] {
+			out = append(out, l)
+		}
+	}
+	return out, nil
+}
+
+// kernelChoices expands the config's kernel list for a layer on a device,
+// and counts the kernels "all" leaves out because they do not take the
+// layer or the device lacks them.
+func kernelChoices(cfg *Config, t *target, dev *engine.Device) ([]choice, int, error) {
+	var out []choice
+	skipped := 0
+	for i, name := range cfg.Kernels {
+		key := fmt.Sprintf("kernels[%d]", i)
+		switch name {
+		case KernelsPlan:
+			p, err := dev.Plan(t.Format, 1)
+			if err != nil {
+				return nil, 0, &ConfigError{File: cfg.File, Key: key, Msg: fmt.Sprintf("layer %s of %s on %s: %v", t.name, t.model, dev.Backend(), err)}
+			}
+			out = append(out, choice{kernel: p.Kernel, plan: true})
+		case KernelsAll:
+			for _, k := range engine.MatmulKernels() {
+				if k.Accepts(t.Format) != nil || !dev.Supports(k) {
+					skipped++
+					continue
+				}
+				out = append(out, choice{kernel: k})
+			}
+		default:
+			k, _ := engine.ParseKernel(name)
+			if err := k.Accepts(t.Format); err != nil {
+				return nil, 0, &ConfigError{File: cfg.File, Key: key, Msg: fmt.Sprintf("kernel %s does not take layer %s of %s (%v): %v",
+					k, t.name, t.model, t.Format, strings.TrimPrefix(err.Error(), engine.ErrArgs.Error()+": "+k.String()+": "))}
+			}
+			if !dev.Supports(k) {
+				return nil, 0, &ConfigError{File: cfg.File, Key: key, Msg: fmt.Sprintf("backend %s does not implement kernel %s", dev.Backend(), k)}
+			}
+			out = append(out, choice{kernel: k})
+		}
+	}
+	return out, skipped, nil
+}
+
+// Cases returns the number of cases the batch runs.
+func (b *Batch) Cases() int { return b.cases }
+
+// Skipped returns the number of combinations of layer, sequence length,
+// backend and kernel that "kernels: all" leaves out because the kernel does
+// not take the layer's format or the backend does not implement it.
+func (b *Batch) Skipped() int { return b.skipped }
+
+// Close releases the batch's models and devices.
+func (b *Batch) Close() {
+	for _, m := range b.models {
+		m.Close()
+	}
+	for _, d := range b.devices {
+		d.Close()
+	}
+}

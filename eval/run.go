@@ -1,0 +1,190 @@
+package eval
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"slices"
+	"time"
+
+	"github.com/mlxq/mlxq/engine"
+	"github.com/mlxq/mlxq/layers"
+	"github.com/mlxq/mlxq/quant"
+)
+
+// Progress is told, before each case, how many cases are done out of how
+// many, and which case runs next; after the last, it is called with done
+// equal to the number of cases run and an empty name.
+type Progress func(done, total int, name string)
+
+// Run runs the batch's cases in order and returns the report. It checks
+// ctx before each case: once ctx is done, it stops and returns the cases
+// run so far, with Interrupted set. A case that cannot run is a failed
+// case whose Error says why; Run itself does not fail. progress may be
+// nil.
+func (b *Batch) Run(ctx context.Context, progress Progress) *Report {
+	if progress == nil {
+		progress = func(int, int, string) {}
+	}
+	start := time.Now()
+	r := &Report{
+		Name: b.cfg.Name, Config: b.cfg, Started: start, GoVersion: runtime.Version(), OS: runtime.GOOS, Arch: runtime.GOARCH,
+		Total: b.cases, Skipped: b.skipped,
+	}
+	for _, dev := range b.devices {
+		d := Device{Backend: dev.Backend(), Name: dev.Name()}
+		if b.cfg.CopyBandwidth {
+			d.CopyGBps, _ = CopyBandwidth(dev)
+		}
+		r.Devices = append(r.Devices, d)
+	}
+	run := &runner{b: b, ctx: ctx, report: r, progress: progress}
+	for _, t := range b.targets {
+		if !run.target(t) {
+			r.Interrupted = true
+			break
+		}
+	}
+	progress(len(r.Cases), b.cases, "")
+	for _, c := range r.Cases {
+		if c.Pass {
+			r.Passed++
+		} else {
+			r.Failed++
+		}
+	}
+	r.Seconds = time.Since(start).Seconds()
+	return r
+}
+
+// runner holds the state of one run.
+type runner struct {
+	b        *Batch
+	ctx      context.Context
+	report   *Report
+	progress Progress
+}
+
+// refRows is the float64 reference for some rows of y.
+type refRows struct {
+	rows []int
+	y    []float64
+}
+
+// target runs the cases of one layer and reports false if interrupted.
+func (r *runner) target(t *target) bool {
+	if r.ctx.Err() != nil {
+		return false
+	}
+	cfg := r.b.cfg
+	mat, bias, matErr := t.matrix(cfg.Input.Seed)
+	refs := map[int]refRows{}
+	maxSeqLen := slices.Max(cfg.SeqLens)
+	for di, dev := range r.b.devices {
+		for _, ch := range t.choices[di] {
+			var l *layers.QuantLinear
+			err := matErr
+			if err == nil {
+				var opts []layers.Option
+				if !ch.plan {
+					opts = append(opts, layers.WithKernel(ch.kernel))
+				}
+				l, err = layers.New(dev, t.name, mat, bias, maxSeqLen, opts...)
+			}
+			for _, m := range cfg.SeqLens {
+				if r.ctx.Err() != nil {
+					closeLayer(l)
+					return false
+				}
+				c := t.newCase(r.report.Devices[di], dev, ch, m, cfg)
+				r.progress(len(r.report.Cases), r.b.cases, fmt.Sprintf("%s M=%d %s %s", t.name, m, dev.Backend(), c.Kernel))
+				if err != nil {
+					c.Error = err.Error()
+				} else {
+					r.run(&c, t, l, mat, bias, refs)
+				}
+				r.report.Cases = append(r.report.Cases, c)
+			}
+			closeLayer(l)
+		}
+	}
+	return true
+}
+
+func closeLayer(l *layers.QuantLinear) {
+	if l != nil {
+		l.Close()
+	}
+}
+
+// matrix returns the layer's quantized matrix and Linear bias: a view of
+// the model's expert 0, or a synthetic layer's generated weights.
+func (t *target) matrix(seed uint64) (*quant.Matrix, []float32, error) {
+	if t.layer == nil {
+		return generate(t.out, t.in, t.Format, t.scaleType, t.syn.Bias, seed^hash(t.name))
+	}
+	var bias []float32
+	if b := t.layer.Bias; b != nil {
+		bias = b.DType.Floats(b.Data, t.out)
+	}
+	return t.layer.Matrix(0), bias, nil
+}
+
+// newCase describes a case before it runs.
+func (t *target) newCase(d Device, dev *engine.Device, ch choice, m int, cfg *Config) Case {
+	c := Case{
+		Model: t.model, Layer: t.name, Mode: t.Mode.String(), Bits: t.Bits, GroupSize: t.GroupSize, ScaleDType: t.scaleType.String(),
+		M: m, N: t.out, K: t.in, Backend: d.Backend, Device: d.Name, Kernel: ch.kernel.String(), Planned: ch.plan,
+		Warmup: cfg.Warmup, Repeat: cfg.Repeat,
+	}
+	if p, err := dev.Plan(t.Format, m); err == nil {
+		if ch.plan {
+			c.Kernel = p.Kernel.String()
+		}
+		c.Planned = p.Kernel == ch.kernel || ch.plan
+	}
+	k, _ := engine.ParseKernel(c.Kernel)
+	c.Precision = PrecisionOf(k).String()
+	c.Tolerance = cfg.Tolerance.For(PrecisionOf(k))
+	return c
+}
+
+// run times case c on layer l and checks it against the reference,
+// computed once per M for all the layer's cases.
+func (r *runner) run(c *Case, t *target, l *layers.QuantLinear, mat *quant.Matrix, bias []float32, refs map[int]refRows) {
+	cfg := r.b.cfg
+	x := inputRows(cfg.Input.Distribution, cfg.Input.Seed, t.model+"\x00"+t.name, c.M, t.in, allRows(c.M))
+	y, tm, err := Measure(l, x, c.M, cfg.Warmup, cfg.Repeat)
+	if err != nil {
+		c.Error = err.Error()
+		return
+	}
+	ref, ok := refs[c.M]
+	if !ok {
+		ref.rows = checkRows(c.M, cfg.CheckRows)
+		ref.y = reference(gatherRows(x, ref.rows, t.in), len(ref.rows), mat, bias)
+		refs[c.M] = ref
+	}
+	sec := tm.Median.Seconds()
+	c.MedianUS, c.MinUS, c.MaxUS = sec*1e6, tm.Min.Seconds()*1e6, tm.Max.Seconds()*1e6
+	c.Bytes = l.Bytes()
+	c.GBps = float64(c.Bytes) / sec / 1e9
+	c.GFLOPs = 2 * float64(c.M) * float64(c.N) * float64(c.K) / sec / 1e9
+	for _, d := range r.report.Devices {
+		if d.Backend == c.Backend && d.CopyGBps > 0 {
+			c.CopyFraction = c.GBps / d.CopyGBps
+		}
+	}
+	c.CheckedRows = len(ref.rows)
+	c.RelErr = Float(RelErr(gatherRows(y, ref.rows, t.out), ref.y))
+	c.Pass = float64(c.RelErr) <= c.Tolerance
+}
+
+// gatherRows returns the given rows of a row-major matrix of cols columns.
+func gatherRows(a []float32, rows []int, cols int) []float32 {
+	out := make([]float32, 0, len(rows)*cols)
+	for _, i := range rows {
+		out = append(out, a[i*cols:(i+1)*cols]...)
+	}
+	return out
+}

@@ -1,0 +1,336 @@
+// Package qdot holds the CPU hot loops for MLX-format affine quantized
+// Linear layers: dot products between weight rows of unsigned integer codes
+// q (with a float32 scale s and bias b per group of gs codes along k) and
+// float32 activation rows x,
+//
+//	y = Σ_k x[k]·(q[k]·s[g(k)] + b[g(k)])
+//	  = Σ_g ( s[g]·Σ_{k∈g} q[k]·x[k] + b[g]·xsum[g] ),
+//
+// where xsum[g] = Σ_{k∈g} x[k] is computed by the caller once per activation
+// row (see GroupSums) and shared by every weight row: the bias fold.
+//
+// Codes come either packed 4-bit in the MLX layout (byte i holds code 2i in
+// its low nibble and code 2i+1 in its high nibble) or unpacked, one uint8 per
+// code of any width up to 8 bits.
+//
+// The group size gs must be a positive multiple of 32 that divides k.
+// Lengths are checked and a mismatch panics: these are internal functions and
+// the caller is expected to have validated shapes already.
+//
+// Arithmetic: codes are centred, u = q − 8, and the bias becomes b + 8·s, so
+// for 4-bit codes the float32 running sums stay near the size of the result
+// instead of carrying the mean 8·s·Σx that the bias cancels at the end
+// (MatU8Bits centres other widths on 2^(bits−1)). Everything runs in float32
+// with FMAs in a fixed order.
+//
+// Reproducibility: within one implementation (see Impl) every entry point
+// performs, for a given (weight row, activation row) pair, the same float
+// operations in the same order, so DotQ4, DotU8 (same codes), DotQ4Rows,
+// DotU8Rows, MatQ4 and MatU8 agree bit for bit whatever the blocking.
+// Different implementations (avx512, avx2, generic) order their operations
+// differently and may differ in the last bits.
+package qdot
+
+import (
+	"fmt"
+	"sync"
+)
+
+// implKind names a code path.
+type implKind int
+
+const (
+	implGeneric implKind = iota // portable Go
+	implAVX2                    // amd64 AVX2 + FMA assembly
+	implAVX512                  // amd64 AVX-512 (F, BW, VL, VBMI) assembly
+)
+
+func (k implKind) String() string {
+	switch k {
+	case implAVX512:
+		return "avx512"
+	case implAVX2:
+		return "avx2"
+	}
+	return "generic"
+}
+
+// impl is the path in use: the best one the CPU supports, chosen once at
+// start-up. Tests lower it to exercise the other paths.
+var impl = detectImpl()
+
+// Impl names the code path in use: "avx512", "avx2" or "generic".
+func Impl() string { return impl.String() }
+
+// kernel is one assembly tile (see kernels_amd64.go); kernelF the same on
+// codes expanded to float32.
+type (
+	kernel  func(w *byte, s, b, x, xsum *float32, ng, cpg, c, k int, out *float32, ldo int)
+	kernelF func(u *float32, s, b, x, xsum *float32, ng, cpg, c, k int, out *float32, ldo int)
+)
+
+// tileSet holds the tiles of one path and code format: 1×1 and 4×1 (four
+// activation rows, one weight row), and the expander writing n·32 centred
+// codes as float32 for the matrix tile.
+type tileSet struct {
+	one, rows4 kernel
+	expand     func(dst *float32, codes *byte, n, c int)
+}
+
+// kernelSet is one path: tiles per format and the matrix tile, 4 activation
+// rows × mmC weight rows of expanded codes.
+type kernelSet struct {
+	q4, u8 tileSet
+	mm     kernelF
+	mmC    int
+}
+
+// center4 is the centre of 4-bit codes.
+const center4 = 8
+
+// format describes how one weight row's codes are stored.
+type format struct {
+	dec   decoder
+	tiles func(*kernelSet) *tileSet
+}
+
+var (
+	fmtQ4 = format{decodeQ4, func(ks *kernelSet) *tileSet { return &ks.q4 }}
+	fmtU8 = format{decodeU8, func(ks *kernelSet) *tileSet { return &ks.u8 }}
+)
+
+// DotQ4 returns the dot product of one packed 4-bit weight row w (k/2 bytes,
+// k = 2·len(w)) with the activation row x (k values). s and b hold the k/gs
+// group scales and biases of the row and xsum the k/gs group sums of x.
+func DotQ4(w []byte, s, b, x, xsum []float32, gs int) float32 {
+	k := 2 * len(w)
+	ng := checkRow(k, len(s), len(b), len(x), len(xsum), gs)
+	if impl != implGeneric {
+		return dot1(impl, false, &w[0], &s[0], &b[0], &x[0], &xsum[0], ng, gs/32, center4, k)
+	}
+	var y [1]float32
+	dotBlock(decodeQ4, y[:], 1, w, center4, s, b, x, xsum, gs)
+	return y[0]
+}
+
+// DotU8 is DotQ4 for unpacked codes: q holds one code per byte (k = len(q)),
+// any width up to 8 bits. For the same codes it returns exactly what DotQ4
+// returns. (Codes are centred on 8 like 4-bit ones; wider codes are handled
+// exactly, only with less cancellation of the running sums.)
+func DotU8(q []uint8, s, b, x, xsum []float32, gs int) float32 {
+	k := len(q)
+	ng := checkRow(k, len(s), len(b), len(x), len(xsum), gs)
+	const c = center4
+	if impl != implGeneric {
+		return dot1(impl, true, &q[0], &s[0], &b[0], &x[0], &xsum[0], ng, gs/32, c, k)
+	}
+	var y [1]float32
+	dotBlock(decodeU8, y[:], 1, q, c, s, b, x, xsum, gs)
+	return y[0]
+}
+
+// DotQ4Rows computes dst[i] = DotQ4(w, s, b, x[i·k:(i+1)·k], xsum[i·ng:(i+1)·ng], gs)
+// for every activation row i < len(dst), with k = 2·len(w) and ng = k/gs: x is
+// a row-major len(dst)×k matrix and xsum a len(dst)×ng one. Each weight code
+// is expanded once per four activation rows. Results equal DotQ4's bit for
+// bit.
+func DotQ4Rows(dst []float32, w []byte, s, b, x, xsum []float32, gs int) {
+	if len(dst) == 0 {
+		panic("qdot: DotQ4Rows with no rows")
+	}
+	k := 2 * len(w)
+	checkRows(len(dst), k, len(s), len(b), len(x), len(xsum), gs)
+	matmul(fmtQ4, dst, 1, w, center4, s, b, x, xsum, len(dst), 1, k, gs)
+}
+
+// DotU8Rows is DotQ4Rows for unpacked codes (k = len(q)). Results equal
+// DotU8's (and so DotQ4's) bit for bit.
+func DotU8Rows(dst []float32, q []uint8, s, b, x, xsum []float32, gs int) {
+	if len(dst) == 0 {
+		panic("qdot: DotU8Rows with no rows")
+	}
+	k := len(q)
+	checkRows(len(dst), k, len(s), len(b), len(x), len(xsum), gs)
+	matmul(fmtU8, dst, 1, q, center4, s, b, x, xsum, len(dst), 1, k, gs)
+}
+
+// MatQ4 computes a whole layer: y[i·ldy + j] = DotQ4(w_j, s_j, b_j, x_i, xsum_i, gs)
+// for the m activation rows x_i (x is row-major m×k, xsum m×(k/gs)) and the
+// n weight rows w_j (w is n×k/2 bytes, s and b are n×(k/gs)); k and n follow
+// from the lengths. y needs ldy ≥ n and (m−1)·ldy + n elements, so a
+// worker can fill a column range of a wider output. For four or more
+// activation rows MatQ4 expands blocks of weight rows to float32 once and
+// runs register tiles of several activation × weight rows over them;
+// results equal DotQ4's bit for bit.
+func MatQ4(y []float32, ldy int, w []byte, s, b, x, xsum []float32, m, gs int) {
+	k, n := checkMat(y, ldy, len(w), 2, s, b, x, xsum, m, gs)
+	matmul(fmtQ4, y, ldy, w, center4, s, b, x, xsum, m, n, k, gs)
+}
+
+// MatU8 is MatQ4 for unpacked codes: q is n×k bytes. Results equal DotU8's
+// bit for bit.
+func MatU8(y []float32, ldy int, q []uint8, s, b, x, xsum []float32, m, gs int) {
+	k, n := checkMat(y, ldy, len(q), 1, s, b, x, xsum, m, gs)
+	matmul(fmtU8, y, ldy, q, center4, s, b, x, xsum, m, n, k, gs)
+}
+
+// MatU8Bits is MatU8 for codes of the given width (1 to 8 bits), centred
+// on 2^(bits−1) instead of 8, which keeps the running sums small for widths
+// other than 4. For bits = 4 it equals MatU8. With m = 1 and a single weight
+// row it is the single dot product; results agree bit for bit whatever the
+// shape of the call.
+func MatU8Bits(y []float32, ldy int, q []uint8, bits int, s, b, x, xsum []float32, m, gs int) {
+	if bits < 1 || bits > 8 {
+		panic(fmt.Sprintf("qdot: code width %d bits is not in 1..8", bits))
+	}
+	k, n := checkMat(y, ldy, len(q), 1, s, b, x, xsum, m, gs)
+	matmul(fmtU8, y, ldy, q, 1<<(bits-1), s, b, x, xsum, m, n, k, gs)
+}
+
+// GroupSums writes xsum[g] = Σ x[g·gs:(g+1)·gs] for every group of x (one or
+// more rows of k values each; groups never straddle rows when gs divides k),
+// accumulated in float64 and rounded once. len(xsum) must be len(x)/gs.
+func GroupSums(xsum, x []float32, gs int) {
+	if gs <= 0 || gs%32 != 0 || len(x) == 0 || len(x)%gs != 0 || len(xsum) != len(x)/gs {
+		panic(fmt.Sprintf("qdot: GroupSums of %d values in groups of %d into %d sums", len(x), gs, len(xsum)))
+	}
+	for g := range xsum {
+		var t float64
+		for _, v := range x[g*gs : (g+1)*gs] {
+			t += float64(v)
+		}
+		xsum[g] = float32(t)
+	}
+}
+
+// wblockBytes bounds the expanded weight rows MatQ4 keeps in cache (L2)
+// while it sweeps the activation rows. A variable so tests can shrink it.
+var wblockBytes = 256 << 10
+
+// scratch holds expanded weight blocks between calls.
+var scratch = sync.Pool{New: func() any { return new([]float32) }}
+
+// matmul is the driver behind the multi-row entry points; all lengths have
+// been checked. Row i of the output lives at y[i·ldy:].
+//
+// Activation rows in fours go through the matrix tile: a block of weight
+// rows is expanded once to float32 (the same exact values the other tiles
+// compute in registers, in the same lanes, so results do not change) and
+// every block of four activation rows sweeps it. Leftover weight rows use
+// the 4×1 tile, leftover activation rows the 1×1 tile.
+func matmul(f format, y []float32, ldy int, codes []byte, c int, s, b, x, xsum []float32, m, n, k, gs int) {
+	ng := k / gs
+	rowBytes := k * f.dec.num / f.dec.den
+	ks := kernelsFor(impl)
+	if ks == nil {
+		for j := range n {
+			for i := 0; i < m; i += blockRows {
+				r := min(blockRows, m-i)
+				dotBlock(f.dec, y[i*ldy+j:], ldy, codes[j*rowBytes:(j+1)*rowBytes], c,
+					s[j*ng:(j+1)*ng], b[j*ng:(j+1)*ng], x[i*k:(i+r)*k], xsum[i*ng:(i+r)*ng], gs)
+			}
+		}
+		return
+	}
+	ts := f.tiles(ks)
+	cpg := gs / 32
+	call := func(kern kernel, i, j int) {
+		kern(&codes[j*rowBytes], &s[j*ng], &b[j*ng], &x[i*k], &xsum[i*ng], ng, cpg, c, k, &y[i*ldy+j], ldy)
+	}
+	full := m - m%blockRows
+	nfull := n - n%ks.mmC
+	if full > 0 && nfull > 0 {
+		wb := max(ks.mmC, wblockBytes/(4*k)/ks.mmC*ks.mmC)
+		wb = min(wb, nfull)
+		bp := scratch.Get().(*[]float32)
+		if cap(*bp) < wb*k {
+			*bp = make([]float32, wb*k)
+		}
+		u := (*bp)[:wb*k]
+		for j0 := 0; j0 < nfull; j0 += wb {
+			j1 := min(nfull, j0+wb)
+			for j := j0; j < j1; j++ {
+				ts.expand(&u[(j-j0)*k], &codes[j*rowBytes], k/32, c)
+			}
+			for i := 0; i < full; i += blockRows {
+				for j := j0; j < j1; j += ks.mmC {
+					ks.mm(&u[(j-j0)*k], &s[j*ng], &b[j*ng], &x[i*k], &xsum[i*ng], ng, cpg, c, k, &y[i*ldy+j], ldy)
+				}
+			}
+		}
+		scratch.Put(bp)
+	}
+	for j := nfull; j < n && full > 0; j++ {
+		for i := 0; i < full; i += blockRows {
+			call(ts.rows4, i, j)
+		}
+	}
+	// Remaining activation rows one at a time. (Tiles of several weight
+	// rows are slower here: a single sequential stream through the weights
+	// prefetches better once they no longer fit in cache.)
+	for i := full; i < m; i++ {
+		for j := range n {
+			call(ts.one, i, j)
+		}
+	}
+}
+
+// blockRows is the register blocking over activation rows.
+const blockRows = 4
+
+// checkRow validates one row's lengths and returns the group count k/gs.
+func checkRow(k, ns, nb, nx, nxsum, gs int) int {
+	ng := checkK(k, gs)
+	if ns != ng || nb != ng || nx != k || nxsum != ng {
+		panic(fmt.Sprintf("qdot: lengths s=%d b=%d x=%d xsum=%d, want %d %d %d %d (k=%d gs=%d)",
+			ns, nb, nx, nxsum, ng, ng, k, ng, k, gs))
+	}
+	return ng
+}
+
+// checkK validates k and gs and returns k/gs.
+func checkK(k, gs int) int {
+	if gs <= 0 || gs%32 != 0 {
+		panic(fmt.Sprintf("qdot: group size %d is not a positive multiple of 32", gs))
+	}
+	if k <= 0 || k%gs != 0 {
+		panic(fmt.Sprintf("qdot: k=%d is not a positive multiple of the group size %d", k, gs))
+	}
+	return k / gs
+}
+
+// checkRows validates the lengths of a multi-row call.
+func checkRows(rows, k, ns, nb, nx, nxsum, gs int) {
+	ng := checkRow(k, ns, nb, k, ng0(k, gs), gs)
+	if nx != rows*k || nxsum != rows*ng {
+		panic(fmt.Sprintf("qdot: %d rows need x=%d xsum=%d, got %d %d (k=%d gs=%d)",
+			rows, rows*k, rows*ng, nx, nxsum, k, gs))
+	}
+}
+
+// ng0 is k/gs for a valid gs (checkRow reports an invalid one).
+func ng0(k, gs int) int {
+	if gs <= 0 {
+		return 0
+	}
+	return k / gs
+}
+
+// checkMat validates a MatQ4/MatU8 call (codes holds n·k/per bytes) and
+// returns k and n.
+func checkMat(y []float32, ldy, ncodes, per int, s, b, x, xsum []float32, m, gs int) (k, n int) {
+	if m <= 0 || len(x)%m != 0 {
+		panic(fmt.Sprintf("qdot: %d activation values do not make %d rows", len(x), m))
+	}
+	k = len(x) / m
+	ng := checkK(k, gs)
+	n = len(s) / ng
+	if n == 0 || len(s) != n*ng || len(b) != n*ng || ncodes*per != n*k || len(xsum) != m*ng {
+		panic(fmt.Sprintf("qdot: lengths codes=%d s=%d b=%d xsum=%d do not fit m=%d k=%d gs=%d",
+			ncodes, len(s), len(b), len(xsum), m, k, gs))
+	}
+	if ldy < n || len(y) < (m-1)*ldy+n {
+		panic(fmt.Sprintf("qdot: output of %d values with stride %d is too small for %d×%d", len(y), ldy, m, n))
+	}
+	return k, n
+}

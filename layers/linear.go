@@ -1,0 +1,251 @@
+// Package layers holds model layers resident on a compute device.
+package layers
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/mlxq/mlxq/engine"
+	"github.com/mlxq/mlxq/loader"
+	"github.com/mlxq/mlxq/quant"
+)
+
+// ErrSeqLen reports a forward pass longer than the layer's max_seq_len.
+var ErrSeqLen = errors.New("sequence longer than max_seq_len")
+
+// QuantLinear is a quantized Linear layer, y = x·dequant(W)^T + bias, with
+// its weights on a device in the layout its plan needs, and x and y buffers
+// allocated once for MaxSeqLen rows.
+type QuantLinear struct {
+	Name string
+	quant.Format
+	// In and Out are the input (K) and output (N) features.
+	In, Out int
+	// MaxSeqLen is the most rows of x one forward pass takes.
+	MaxSeqLen int
+
+	dev    *engine.Device
+	kernel *engine.Kernel // fixed by WithKernel, else planned per call
+	layout engine.Layout
+	bytes  int
+
+	w, scales, biases, bias *engine.Buffer
+	x, y, meta              *engine.Buffer
+}
+
+// An Option changes how a layer is built.
+type Option func(*QuantLinear)
+
+// WithKernel makes the layer run kernel k at every M instead of the one the
+// plan picks; building fails if k does not take the layer's format.
+func WithKernel(k engine.Kernel) Option {
+	return func(l *QuantLinear) { l.kernel = &k }
+}
+
+// Load builds the layer from a loaded 2-D layer of a model.
+func Load(dev *engine.Device, l *loader.Layer, maxSeqLen int, opts ...Option) (*QuantLinear, error) {
+	if l.Experts > 0 {
+		return nil, fmt.Errorf("layer %s stacks %d experts: use LoadExpert", l.Name, l.Experts)
+	}
+	return LoadExpert(dev, l, 0, maxSeqLen, opts...)
+}
+
+// LoadExpert builds the layer from one expert of a loaded layer (expert 0
+// of a 2-D layer).
+func LoadExpert(dev *engine.Device, l *loader.Layer, expert, maxSeqLen int, opts ...Option) (*QuantLinear, error) {
+	if n := max(l.Experts, 1); expert < 0 || expert >= n {
+		return nil, fmt.Errorf("layer %s: expert %d, want 0 to %d", l.Name, expert, n-1)
+	}
+	var bias []float32
+	if l.Bias != nil {
+		bias = l.Bias.DType.Floats(l.Bias.Data[expert*l.Out*l.Bias.DType.Size():], l.Out)
+	}
+	name := l.Name
+	if l.Experts > 0 {
+		name = fmt.Sprintf("%s[%d]", l.Name, expert)
+	}
+	return New(dev, name, l.Matrix(expert), bias, maxSeqLen, opts...)
+}
+
+// New builds a layer named name from a quantized matrix (Rows = Out,
+// Cols = In) and an optional Linear bias of Out values.
+func New(dev *engine.Device, name string, m *quant.Matrix, bias []float32, maxSeqLen int, opts ...Option) (*QuantLinear, error) {
+	if err := m.Check(); err != nil {
+		return nil, fmt.Errorf("layer %s: %w", name, err)
+	}
+	if maxSeqLen <= 0 {
+		return nil, fmt.Errorf("layer %s: max_seq_len %d, want > 0", name, maxSeqLen)
+	}
+	if bias != nil && len(bias) != m.Rows {
+		return nil, fmt.Errorf("layer %s: bias of %d values, want %d", name, len(bias), m.Rows)
+	}
+	l := &QuantLinear{Name: name, Format: m.Format, In: m.Cols, Out: m.Rows, MaxSeqLen: maxSeqLen, dev: dev,
+		bytes: len(m.Weight) + len(m.Scales) + len(m.Biases)}
+	for _, o := range opts {
+		o(l)
+	}
+	if l.kernel != nil {
+		if err := l.kernel.Accepts(m.Format); err != nil {
+			return nil, fmt.Errorf("layer %s: %w", name, err)
+		}
+		if !dev.Supports(*l.kernel) {
+			return nil, fmt.Errorf("layer %s: %w: kernel %s on %s", name, engine.ErrUnsupported, *l.kernel, dev.Backend())
+		}
+		l.layout = l.kernel.Spec().Layout
+	} else {
+		p, err := dev.Plan(m.Format, 1)
+		if err != nil {
+			return nil, fmt.Errorf("layer %s: %w", name, err)
+		}
+		l.layout = p.Layout
+	}
+	if err := l.upload(m, bias); err != nil {
+		l.Close()
+		return nil, fmt.Errorf("layer %s: %w", name, err)
+	}
+	return l, nil
+}
+
+func (l *QuantLinear) alloc(dt quant.DType, data []byte, shape ...int) (*engine.Buffer, error) {
+	b, err := l.dev.Alloc(dt, shape...)
+	if err != nil {
+		return nil, err
+	}
+	if data != nil {
+		if err := l.dev.Upload(b, data); err != nil {
+			b.Free()
+			return nil, err
+		}
+	}
+	return b, nil
+}
+
+// upload puts the weights on the device in the layer's layout, unpacking
+// the codes there when the layout calls for it, and allocates x, y and meta.
+func (l *QuantLinear) upload(m *quant.Matrix, bias []float32) error {
+	var err error
+	ng := m.Groups()
+	if l.scales, err = l.alloc(m.ScaleType, m.Scales, m.Rows, ng); err != nil {
+		return err
+	}
+	if m.Biases != nil {
+		if l.biases, err = l.alloc(m.ScaleType, m.Biases, m.Rows, ng); err != nil {
+			return err
+		}
+	}
+	if bias != nil {
+		if l.bias, err = l.alloc(quant.F32, engine.Float32Bytes(bias), m.Rows); err != nil {
+			return err
+		}
+	}
+	if l.x, err = l.alloc(quant.F32, nil, l.MaxSeqLen, l.In); err != nil {
+		return err
+	}
+	if l.y, err = l.alloc(quant.F32, nil, l.MaxSeqLen, l.Out); err != nil {
+		return err
+	}
+	if l.meta, err = l.alloc(quant.U8, nil, engine.MetaBytes); err != nil {
+		return err
+	}
+	packed, err := l.alloc(quant.U32, m.Weight, m.Rows, m.RowBytes()/4)
+	if err != nil {
+		return err
+	}
+	if l.layout == engine.Packed {
+		l.w = packed
+		return nil
+	}
+	defer packed.Free()
+	if l.w, err = l.alloc(quant.U8, nil, m.Rows, m.Cols); err != nil {
+		return err
+	}
+	e := l.dev.NewEncoder()
+	if err := e.Unpack(&engine.UnpackArgs{Rows: m.Rows, Cols: m.Cols, Bits: m.Bits, W: packed, Codes: l.w, Meta: l.meta}); err != nil {
+		return err
+	}
+	return e.Commit()
+}
+
+// Plan returns the kernel the layer runs at m rows, with its layout.
+func (l *QuantLinear) Plan(m int) (engine.Plan, error) {
+	if l.kernel != nil {
+		return engine.Plan{Kernel: *l.kernel, Layout: l.layout}, nil
+	}
+	p, err := l.dev.Plan(l.Format, m)
+	if err != nil {
+		return p, err
+	}
+	if p.Layout != l.layout {
+		return p, fmt.Errorf("layer %s: plan %v at M=%d needs the %v layout, weights are %v", l.Name, p, m, p.Layout, l.layout)
+	}
+	return p, nil
+}
+
+// Bytes returns the size of the layer's quantized weights as stored on disk
+// (codes, scales and biases), the bytes a forward pass must read at least.
+func (l *QuantLinear) Bytes() int { return l.bytes }
+
+// Device returns the device the layer lives on.
+func (l *QuantLinear) Device() *engine.Device { return l.dev }
+
+// Input returns the layer's x buffer, F32 [MaxSeqLen, In].
+func (l *QuantLinear) Input() *engine.Buffer { return l.x }
+
+// Output returns the layer's y buffer, F32 [MaxSeqLen, Out]; Encode writes
+// its first rows.
+func (l *QuantLinear) Output() *engine.Buffer { return l.y }
+
+// Encode records the layer's product for the first m rows of x (F32, at
+// least m·In values, on the layer's device) into the layer's output buffer,
+// which it returns; the values are there once e is committed. Chaining
+// layers this way keeps the data on the device.
+func (l *QuantLinear) Encode(e *engine.Encoder, x *engine.Buffer, m int) (*engine.Buffer, error) {
+	if m <= 0 || m > l.MaxSeqLen {
+		return nil, fmt.Errorf("layer %s: %w: M = %d, max_seq_len %d", l.Name, ErrSeqLen, m, l.MaxSeqLen)
+	}
+	p, err := l.Plan(m)
+	if err != nil {
+		return nil, err
+	}
+	err = e.Matmul(p.Kernel, &engine.MatmulArgs{
+		Params: engine.Params{M: m, N: l.Out, K: l.In, Format: l.Format},
+		X:      x, W: l.w, Scales: l.scales, Biases: l.biases, Bias: l.bias, Y: l.y, Meta: l.meta,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("layer %s: %w", l.Name, err)
+	}
+	return l.y, nil
+}
+
+// Forward computes y = x·dequant(W)^T + bias for m rows of x (m·In values,
+// row-major) and returns the m·Out values of y.
+func (l *QuantLinear) Forward(x []float32, m int) ([]float32, error) {
+	if m <= 0 || m > l.MaxSeqLen {
+		return nil, fmt.Errorf("layer %s: %w: M = %d, max_seq_len %d", l.Name, ErrSeqLen, m, l.MaxSeqLen)
+	}
+	if len(x) != m*l.In {
+		return nil, fmt.Errorf("layer %s: x has %d values, want M·In = %d·%d = %d", l.Name, len(x), m, l.In, m*l.In)
+	}
+	if err := l.dev.UploadFloat32(l.x, x); err != nil {
+		return nil, fmt.Errorf("layer %s: %w", l.Name, err)
+	}
+	e := l.dev.NewEncoder()
+	if _, err := l.Encode(e, l.x, m); err != nil {
+		return nil, err
+	}
+	if err := e.Commit(); err != nil {
+		return nil, fmt.Errorf("layer %s: %w", l.Name, err)
+	}
+	y := make([]float32, m*l.Out)
+	if err := l.dev.DownloadFloat32(y, l.y); err != nil {
+		return nil, fmt.Errorf("layer %s: %w", l.Name, err)
+	}
+	return y, nil
+}
+
+// Close frees the layer's device buffers.
+func (l *QuantLinear) Close() {
+	for _, b := range []*engine.Buffer{l.w, l.scales, l.biases, l.bias, l.x, l.y, l.meta} {
+		b.Free()
+	}
+}
