@@ -24,9 +24,9 @@ var matmulKernels = map[engine.Kernel]matmulFunc{
 	engine.PerElement:    perElement,
 	engine.Tiled:         tiled,
 	engine.SIMD:          rowsKernel(codesRowBytes, dotEach),
-	engine.SIMD4:         rowsKernel(codesRowBytes, qdot.DotU8Rows),
-	engine.SIMD4GS64:     rowsKernel(codesRowBytes, qdot.DotU8Rows),
-	engine.PackedSIMD4B4: rowsKernel(packedRowBytes, qdot.DotQ4Rows),
+	engine.SIMD4:         rowsKernel(codesRowBytes, matCodes),
+	engine.SIMD4GS64:     rowsKernel(codesRowBytes, matCodes),
+	engine.PackedSIMD4B4: rowsKernel(packedRowBytes, matPacked),
 }
 
 // dequantTables returns what the scalar kernels dequantize with: the value
@@ -153,64 +153,60 @@ func dot(x, w []float32) float32 {
 	return (a0 + a1) + (a2 + a3)
 }
 
-// rowDots computes dst[i], the dot product of one weight row with x row i,
-// for len(dst) rows of x; qdot's multi-row functions have this form.
-type rowDots func(dst []float32, w []byte, s, b, x, xsum []float32, gs int)
+// layerKernel computes the outputs of weight rows [lo, hi) for every row
+// of x into y (row stride ldy); qdot's whole-layer functions have this form,
+// given the code width.
+type layerKernel func(y []float32, ldy int, w []byte, bits int, s, b, x, xsum []float32, m, gs int)
 
-// dotEach is the single-row form: one qdot.DotU8 call per output.
-func dotEach(dst []float32, w []byte, s, b, x, xsum []float32, gs int) {
-	k, ng := len(w), len(s)
-	for i := range dst {
-		dst[i] = qdot.DotU8(w, s, b, x[i*k:(i+1)*k], xsum[i*ng:(i+1)*ng], gs)
+// dotEach is the one-output-at-a-time form: a qdot.DotU8 call per output.
+func dotEach(y []float32, ldy int, w []byte, _ int, s, b, x, xsum []float32, m, gs int) {
+	ng := len(xsum) / m
+	k := len(x) / m
+	n := len(s) / ng
+	for j := range n {
+		for i := range m {
+			y[i*ldy+j] = qdot.DotU8(w[j*k:(j+1)*k], s[j*ng:(j+1)*ng], b[j*ng:(j+1)*ng], x[i*k:(i+1)*k], xsum[i*ng:(i+1)*ng], gs)
+		}
 	}
+}
+
+// matCodes runs qdot.MatU8Bits on unpacked codes.
+func matCodes(y []float32, ldy int, w []byte, bits int, s, b, x, xsum []float32, m, gs int) {
+	qdot.MatU8Bits(y, ldy, w, bits, s, b, x, xsum, m, gs)
+}
+
+// matPacked runs qdot.MatQ4 on packed 4-bit codes.
+func matPacked(y []float32, ldy int, w []byte, _ int, s, b, x, xsum []float32, m, gs int) {
+	qdot.MatQ4(y, ldy, w, s, b, x, xsum, m, gs)
 }
 
 func codesRowBytes(k int) int  { return k }
 func packedRowBytes(k int) int { return k / 2 }
 
-// rowBlockBytes bounds the x rows one pass over the weights reuses, so that
-// they stay in the core's cache.
-const rowBlockBytes = 256 << 10
-
-// rowsKernel builds a kernel on a qdot row function: the group sums of x
-// are computed once, then each thread takes a range of weight rows and, for
-// blocks of x rows that fit in cache, computes their outputs.
-func rowsKernel(rowBytes func(k int) int, dots rowDots) matmulFunc {
+// rowsKernel builds a kernel on a qdot function: the group sums of x are
+// computed once, then each thread computes the outputs of a range of weight
+// rows for every row of x, and adds the Linear bias.
+func rowsKernel(rowBytes func(k int) int, run layerKernel) matmulFunc {
 	return func(threads int, p engine.Params, o *operands) {
 		ng := p.K / p.GroupSize
 		s, b := float32s(o.scales), float32s(o.biases)
-		xsum := groupSums(o.x[:p.M*p.K], p.GroupSize)
-		block := min(p.M, max(4, rowBlockBytes/(4*p.K)/4*4))
+		x := o.x[:p.M*p.K]
+		xsum := make([]float32, p.M*ng)
+		qdot.GroupSums(xsum, x, p.GroupSize)
 		rb := rowBytes(p.K)
 		parallel(threads, p.N, 8, func(lo, hi int) {
-			out := make([]float32, block)
-			for m0 := 0; m0 < p.M; m0 += block {
-				m1 := min(m0+block, p.M)
-				dst := out[:m1-m0]
+			run(o.y[lo:], p.N, o.w[lo*rb:hi*rb], p.Bits, s[lo*ng:hi*ng], b[lo*ng:hi*ng], x, xsum, p.M, p.GroupSize)
+			if o.bias == nil {
+				return
+			}
+			for i := range p.M {
+				y := o.y[i*p.N : (i+1)*p.N]
 				for n := lo; n < hi; n++ {
-					dots(dst, o.w[n*rb:(n+1)*rb], s[n*ng:(n+1)*ng], b[n*ng:(n+1)*ng],
-						o.x[m0*p.K:m1*p.K], xsum[m0*ng:m1*ng], p.GroupSize)
-					for i, v := range dst {
-						o.y[(m0+i)*p.N+n] = v + o.biasOf(n)
-					}
+					y[n] += o.bias[n]
 				}
 			}
 		})
 	}
-}
-
-// groupSums returns the sum of each group of gs consecutive values of x
-// (row after row), accumulated in float64 and rounded once.
-func groupSums(x []float32, gs int) []float32 {
-	out := make([]float32, len(x)/gs)
-	for i := range out {
-		var sum float64
-		for _, v := range x[i*gs : (i+1)*gs] {
-			sum += float64(v)
-		}
-		out[i] = float32(sum)
-	}
-	return out
 }
 
 // unpackKernel expands packed rows into one byte per code.
