@@ -2,7 +2,6 @@ package eval
 
 import (
 	"fmt"
-	"math"
 	"runtime"
 	"slices"
 	"sync"
@@ -64,21 +63,6 @@ func Measure(l *layers.QuantLinear, x []float32, m, warmup, repeat int) ([]float
 	}
 	slices.Sort(times)
 	return y, Timing{Median: times[repeat/2], Min: times[0], Max: times[repeat-1], Runs: repeat}, nil
-}
-
-// RelErr returns ‖y − ref‖ / ‖ref‖ (‖y − ref‖ when ref is zero). A NaN or
-// infinity in y gives NaN or +Inf, which no tolerance passes.
-func RelErr(y []float32, ref []float64) float64 {
-	var num, den float64
-	for i, r := range ref {
-		d := float64(y[i]) - r
-		num += d * d
-		den += r * r
-	}
-	if den == 0 {
-		return math.Sqrt(num)
-	}
-	return math.Sqrt(num / den)
 }
 
 // checkRows returns the rows of an m-row product that are checked against

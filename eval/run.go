@@ -123,11 +123,7 @@ func (t *target) matrix(seed uint64) (*quant.Matrix, []float32, error) {
 	if t.layer == nil {
 		return generate(t.out, t.in, t.Format, t.scaleType, t.syn.Bias, seed^hash(t.name))
 	}
-	var bias []float32
-	if b := t.layer.Bias; b != nil {
-		bias = b.DType.Floats(b.Data, t.out)
-	}
-	return t.layer.Matrix(0), bias, nil
+	return t.layer.Matrix(0), t.layer.BiasValues(0), nil
 }
 
 // newCase describes a case before it runs.
@@ -176,7 +172,7 @@ func (r *runner) run(c *Case, t *target, l *layers.QuantLinear, mat *quant.Matri
 		}
 	}
 	c.CheckedRows = len(ref.rows)
-	c.RelErr = Float(RelErr(gatherRows(y, ref.rows, t.out), ref.y))
+	c.RelErr = Float(quant.RelErr(gatherRows(y, ref.rows, t.out), ref.y))
 	c.Pass = float64(c.RelErr) <= c.Tolerance
 }
 

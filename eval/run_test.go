@@ -287,10 +287,3 @@ func TestFloatJSON(t *testing.T) {
 		assert.Equal(t, v, float64(back), string(b))
 	}
 }
-
-func TestRelErr(t *testing.T) {
-	assert.Equal(t, 0.0, eval.RelErr([]float32{1, 2}, []float64{1, 2}))
-	assert.InDelta(t, 0.1, eval.RelErr([]float32{1.1, 0}, []float64{1, 0}), 1e-7)
-	assert.True(t, math.IsNaN(eval.RelErr([]float32{float32(math.NaN()), 0}, []float64{1, 0})), "NaN never passes a tolerance")
-	assert.True(t, math.IsInf(eval.RelErr([]float32{float32(math.Inf(1)), 0}, []float64{1, 0}), 1))
-}

@@ -56,15 +56,11 @@ func LoadExpert(dev *engine.Device, l *loader.Layer, expert, maxSeqLen int, opts
 	if n := max(l.Experts, 1); expert < 0 || expert >= n {
 		return nil, fmt.Errorf("layer %s: expert %d, want 0 to %d", l.Name, expert, n-1)
 	}
-	var bias []float32
-	if l.Bias != nil {
-		bias = l.Bias.DType.Floats(l.Bias.Data[expert*l.Out*l.Bias.DType.Size():], l.Out)
-	}
 	name := l.Name
 	if l.Experts > 0 {
 		name = fmt.Sprintf("%s[%d]", l.Name, expert)
 	}
-	return New(dev, name, l.Matrix(expert), bias, maxSeqLen, opts...)
+	return New(dev, name, l.Matrix(expert), l.BiasValues(expert), maxSeqLen, opts...)
 }
 
 // New builds a layer named name from a quantized matrix (Rows = Out,

@@ -50,7 +50,7 @@ func TestGoldenModels(t *testing.T) {
 				y, err := l.Forward(x, man.Rows)
 				require.NoError(t, err)
 				n := man.Rows * gl.Out
-				assert.LessOrEqual(t, enginetest.RelErr(y, want[e*n:(e+1)*n]), enginetest.Tolerance, "%s/%s expert %d", name, gl.Name, e)
+				assert.LessOrEqual(t, quant.RelErr(y, want[e*n:(e+1)*n]), enginetest.Tolerance, "%s/%s expert %d", name, gl.Name, e)
 				l.Close()
 			}
 		}
@@ -161,5 +161,5 @@ func TestEncodeChain(t *testing.T) {
 	first, err := q.Forward(x, m)
 	require.NoError(t, err)
 	qm := tinyLayer(t, "model.layers.0.self_attn.o_proj").Matrix(0)
-	assert.LessOrEqual(t, enginetest.RelErr(got, quant.Reference(first, m, qm, nil)), enginetest.Tolerance)
+	assert.LessOrEqual(t, quant.RelErr(got, quant.Reference(first, m, qm, nil)), enginetest.Tolerance)
 }

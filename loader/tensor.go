@@ -71,6 +71,20 @@ func (l *Layer) Matrix(expert int) *quant.Matrix {
 	return m
 }
 
+// BiasValues returns the Linear bias of one expert as float32 (exact for
+// every float dtype), or nil when the layer has no bias. Use expert 0 for a
+// 2-D layer. It panics if expert is out of range.
+func (l *Layer) BiasValues(expert int) []float32 {
+	if n := max(l.Experts, 1); expert < 0 || expert >= n {
+		panic(fmt.Sprintf("loader: expert %d of layer %s, which has %d", expert, l.Name, n))
+	}
+	if l.Bias == nil {
+		return nil
+	}
+	size := l.Out * l.Bias.DType.Size()
+	return l.Bias.DType.Floats(part(l.Bias.Data, expert, size), l.Out)
+}
+
 // part returns part i of data cut into parts of n bytes.
 func part(data []byte, i, n int) []byte {
 	return data[i*n : (i+1)*n : (i+1)*n]

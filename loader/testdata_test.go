@@ -82,18 +82,11 @@ func TestTestdataModels(t *testing.T) {
 				require.NoError(t, err)
 				y, err := npy.ReadFile(filepath.Join(dir, want.Y))
 				require.NoError(t, err)
-				var bias []float32
-				if l.Bias != nil {
-					bias = l.Bias.DType.Floats(l.Bias.Data, len(l.Bias.Data)/l.Bias.DType.Size())
-				}
 				var got []float64
 				for e := range max(l.Experts, 1) {
 					mat := l.Matrix(e)
 					require.NoError(t, mat.Check())
-					var b []float32
-					if bias != nil {
-						b = bias[e*l.Out : (e+1)*l.Out]
-					}
+					b := l.BiasValues(e)
 					got = append(got, quant.Reference(x.Float32(), mf.Rows, mat, b)...)
 				}
 				assert.Equal(t, y.Values, got, "%s: golden output", want.Name)

@@ -3,6 +3,7 @@ package quant
 import (
 	"errors"
 	"fmt"
+	"math"
 )
 
 // Matrix is a quantized [Rows, Cols] weight matrix in MLX's on-disk layout,
@@ -156,4 +157,21 @@ func Reference(x []float32, rows int, m *Matrix, bias []float32) []float64 {
 		}
 	}
 	return y
+}
+
+// RelErr returns the normwise relative error ‖y − ref‖ / ‖ref‖ over the
+// len(ref) first elements of y (‖y − ref‖ when ref is all zero), the
+// accuracy measure of every kernel. A NaN in y gives NaN and an infinity
+// +Inf, which no tolerance passes.
+func RelErr(y []float32, ref []float64) float64 {
+	var num, den float64
+	for i, r := range ref {
+		d := float64(y[i]) - r
+		num += d * d
+		den += r * r
+	}
+	if den == 0 {
+		return math.Sqrt(num)
+	}
+	return math.Sqrt(num / den)
 }

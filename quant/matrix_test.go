@@ -1,6 +1,7 @@
 package quant
 
 import (
+	"math"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -74,4 +75,12 @@ func TestMatrixCheck(t *testing.T) {
 	require.NoError(t, err)
 	fp.Biases = make([]byte, 1)
 	assert.ErrorContains(t, fp.Check(), "mxfp4 takes no biases")
+}
+
+func TestRelErr(t *testing.T) {
+	assert.Equal(t, 0.0, RelErr([]float32{1, 2}, []float64{1, 2}))
+	assert.InDelta(t, 0.1, RelErr([]float32{1.1, 0, 9}, []float64{1, 0}), 1e-7, "only len(ref) elements count")
+	assert.Equal(t, 0.5, RelErr([]float32{0.5}, []float64{0}), "zero reference: absolute error")
+	assert.True(t, math.IsNaN(RelErr([]float32{float32(math.NaN()), 0}, []float64{1, 0})), "NaN never passes a tolerance")
+	assert.True(t, math.IsInf(RelErr([]float32{float32(math.Inf(1)), 0}, []float64{1, 0}), 1))
 }

@@ -5,7 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"math"
 	"math/rand/v2"
 	"os"
 	"text/tabwriter"
@@ -136,7 +135,7 @@ func forward(args []string, stdout, stderr io.Writer) error {
 		M: m, N: l.Out, K: l.In, Repeat: f.repeat, MedianUS: median.Seconds() * 1e6,
 		GBps:   float64(l.Bytes()) / median.Seconds() / 1e9,
 		GFLOPs: 2 * float64(m) * float64(l.Out) * float64(l.In) / median.Seconds() / 1e9,
-		RelErr: relErr(y, quant.Reference(x, m, mat, biasOf(ll, f.expert))),
+		RelErr: quant.RelErr(y, quant.Reference(x, m, mat, ll.BiasValues(f.expert))),
 	}
 	if f.output != "" {
 		if err := writeNPY(f.output, []int{m, l.Out}, y); err != nil {
@@ -189,26 +188,6 @@ func (f *forwardFlags) inputFor(l *loader.Layer) ([]float32, int, error) {
 		return a.Float32(), a.Shape[0], nil
 	}
 	return nil, 0, fmt.Errorf("--input %s: shape %v, want [M %d] for layer %s", f.input, a.Shape, l.In, l.Name)
-}
-
-func biasOf(l *loader.Layer, expert int) []float32 {
-	if l.Bias == nil {
-		return nil
-	}
-	return l.Bias.DType.Floats(l.Bias.Data[expert*l.Out*l.Bias.DType.Size():], l.Out)
-}
-
-func relErr(y []float32, ref []float64) float64 {
-	var num, den float64
-	for i, r := range ref {
-		d := float64(y[i]) - r
-		num += d * d
-		den += r * r
-	}
-	if den == 0 {
-		return math.Sqrt(num)
-	}
-	return math.Sqrt(num / den)
 }
 
 func writeNPY(path string, shape []int, y []float32) error {

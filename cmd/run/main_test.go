@@ -13,6 +13,7 @@ import (
 
 	"github.com/mlxq/mlxq/internal/golden"
 	"github.com/mlxq/mlxq/internal/npy"
+	"github.com/mlxq/mlxq/quant"
 )
 
 // runCLI runs the command line in process.
@@ -79,7 +80,7 @@ func TestInputOutput(t *testing.T) {
 	assert.Equal(t, []int{man.Rows, gl.Out}, y.Shape)
 	want, err := man.Output(gl)
 	require.NoError(t, err)
-	assert.Less(t, relErr(y.Float32(), want), 1e-5)
+	assert.Less(t, quant.RelErr(y.Float32(), want), 1e-5)
 }
 
 func TestErrors(t *testing.T) {

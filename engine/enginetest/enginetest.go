@@ -171,18 +171,6 @@ func RandomX(rng *rand.Rand, rows, k int) []float32 {
 	return x
 }
 
-// RelErr returns ‖y − ref‖ / ‖ref‖ over len(ref) elements; a NaN in y
-// gives NaN.
-func RelErr(y []float32, ref []float64) float64 {
-	var num, den float64
-	for i, r := range ref {
-		d := float64(y[i]) - r
-		num += d * d
-		den += r * r
-	}
-	return math.Sqrt(num / den)
-}
-
 func widen(y []float32) []float64 {
 	out := make([]float64, len(y))
 	for i, v := range y {
@@ -230,9 +218,9 @@ func testParity(t *testing.T, dev *engine.Device) {
 				name := fmt.Sprintf("%s/%v/%v/%dx%dx%d", k, f, st, s.M, s.N, s.K)
 				y := l.Run(t, k, x, s.M, maxRows)
 				got := y[:s.M*s.N]
-				assert.LessOrEqual(t, RelErr(got, ref), Tolerance, "%s: against the float64 reference", name)
+				assert.LessOrEqual(t, quant.RelErr(got, ref), Tolerance, "%s: against the float64 reference", name)
 				if base != nil {
-					assert.LessOrEqual(t, RelErr(got, widen(base[:s.M*s.N])), Tolerance, "%s: against per_element", name)
+					assert.LessOrEqual(t, quant.RelErr(got, widen(base[:s.M*s.N])), Tolerance, "%s: against per_element", name)
 				}
 				for i, v := range y[s.M*s.N:] {
 					if !math.IsNaN(float64(v)) {
@@ -311,6 +299,6 @@ func testBatch(t *testing.T, dev *engine.Device) {
 	require.NoError(t, dev.DownloadFloat32(mid, y1))
 	out := make([]float32, m*32)
 	require.NoError(t, dev.DownloadFloat32(out, y2))
-	assert.LessOrEqual(t, RelErr(mid, quant.Reference(x, m, l1.Matrix, l1.Bias)), Tolerance)
-	assert.LessOrEqual(t, RelErr(out, quant.Reference(mid, m, l2.Matrix, nil)), Tolerance)
+	assert.LessOrEqual(t, quant.RelErr(mid, quant.Reference(x, m, l1.Matrix, l1.Bias)), Tolerance)
+	assert.LessOrEqual(t, quant.RelErr(out, quant.Reference(mid, m, l2.Matrix, nil)), Tolerance)
 }

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"testing"
 
+	"github.com/mlxq/mlxq/quant"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -101,15 +102,6 @@ func (l *layer) ref(i, j int) float64 { // Σ x·(s·q + b) in float64
 }
 
 // relErr is the normwise relative error ‖got − want‖₂ / ‖want‖₂.
-func relErr(got []float32, want []float64) float64 {
-	var num, den float64
-	for i, w := range want {
-		d := float64(got[i]) - w
-		num += d * d
-		den += w * w
-	}
-	return math.Sqrt(num / den)
-}
 
 func bitsEqual(t *testing.T, want, got []float32, msg string) {
 	t.Helper()
@@ -161,7 +153,7 @@ func TestAccuracy(t *testing.T) {
 							u8 = append(u8, DotU8(l.q(j), l.sj(j), l.bj(j), l.xi(i), l.xsumi(i), sh.gs))
 						}
 					}
-					e := relErr(q4, want)
+					e := quant.RelErr(q4, want)
 					t.Logf("relerr %.3g", e)
 					assert.LessOrEqual(t, e, 1e-6, "DotQ4 normwise relative error")
 					bitsEqual(t, q4, u8, "DotU8 vs DotQ4")
@@ -232,7 +224,7 @@ func TestU8Bits(t *testing.T) {
 								require.Equal(t, math.Float32bits(one[0]), math.Float32bits(y[i*n+j]), "y[%d][%d]", i, j)
 							}
 						}
-						assert.LessOrEqual(t, relErr(y, want), 1e-6)
+						assert.LessOrEqual(t, quant.RelErr(y, want), 1e-6)
 						if bits == 4 {
 							y4 := make([]float32, m*n)
 							MatU8(y4, n, l.codes, l.s, l.b, l.x, l.xsum[:m*ng], m, sh.gs)
