@@ -28,7 +28,7 @@ type Shape struct{ M, N, K int }
 
 // Shapes are the problems each kernel runs: unaligned M and N, K that is
 // not a power of two, and a decode-sized row.
-var Shapes = []Shape{{7, 13, 96}, {23, 47, 128}, {17, 50, 384}, {1, 64, 1024}, {5, 33, 256}}
+var Shapes = []Shape{{7, 13, 96}, {7, 13, 128}, {23, 47, 128}, {17, 50, 96}, {17, 50, 384}, {1, 64, 1024}, {5, 33, 256}}
 
 // Formats returns every supported format: affine bits 2-8 with group sizes
 // 32, 64 and 128, and the floating-point modes.
