@@ -14,6 +14,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/mlxq/mlxq/internal/golden"
 	"github.com/mlxq/mlxq/internal/npy"
 	"github.com/mlxq/mlxq/quant"
 )
@@ -39,39 +40,6 @@ func repoRoot(t *testing.T) string {
 		}
 		dir = parent
 	}
-}
-
-type goldenManifest struct {
-	Model  string `json:"model"`
-	Rows   int    `json:"rows"`
-	Global struct {
-		Mode      string `json:"mode"`
-		Bits      int    `json:"bits"`
-		GroupSize int    `json:"group_size"`
-	} `json:"global"`
-	Layers []struct {
-		Name   string `json:"name"`
-		Format struct {
-			Mode      string `json:"mode"`
-			Bits      int    `json:"bits"`
-			GroupSize int    `json:"group_size"`
-		} `json:"format"`
-		ScaleDType string `json:"scale_dtype"`
-		Out        int    `json:"out"`
-		In         int    `json:"in"`
-		Experts    int    `json:"experts"`
-		HasBias    bool   `json:"has_bias"`
-		Config     string `json:"config"`
-		X          string `json:"x"`
-		Y          string `json:"y"`
-	} `json:"layers"`
-	Unquantized []struct {
-		Name   string `json:"name"`
-		DType  string `json:"dtype"`
-		Shape  []int  `json:"shape"`
-		Config string `json:"config"`
-	} `json:"unquantized"`
-	Files []string `json:"files"`
 }
 
 // stTensor is one tensor read back from a safetensors file.
@@ -269,28 +237,23 @@ func TestTestdataGoldens(t *testing.T) {
 	for _, name := range testdataModels {
 		t.Run(name, func(t *testing.T) {
 			dir := filepath.Join(root, "testdata", name)
-			b, err := os.ReadFile(filepath.Join(dir, "golden", "manifest.json"))
+			man, err := golden.Read(dir)
 			if err != nil {
 				t.Fatal(err)
 			}
-			var man goldenManifest
-			if err := json.Unmarshal(b, &man); err != nil {
-				t.Fatalf("manifest: %v", err)
-			}
 			tensors := readModelTensors(t, dir)
 			global, cfgLayers := configFormats(t, dir)
-			if global.String() != fmt.Sprintf("%s %d-bit group %d", man.Global.Mode, man.Global.Bits, man.Global.GroupSize) {
+			if g, err := man.Global.Quant(); err != nil || g != global {
 				t.Errorf("config global format %v, manifest %+v", global, man.Global)
 			}
 
 			listed := map[string]bool{}
 			for _, l := range man.Layers {
 				listed[l.Name] = true
-				mode, err := quant.ParseMode(l.Format.Mode)
+				f, err := l.Format.Quant()
 				if err != nil {
 					t.Fatal(err)
 				}
-				f := quant.Format{Mode: mode, Bits: l.Format.Bits, GroupSize: l.Format.GroupSize}
 				// The config must give the layer this format.
 				cf, named := cfgLayers[l.Name]
 				switch {

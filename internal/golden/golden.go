@@ -12,37 +12,61 @@ import (
 	"github.com/mlxq/mlxq/quant"
 )
 
-// Manifest describes a test model's quantized layers.
+// Manifest describes a test model: its global format, its quantized layers
+// with their golden files, its plain tensors and its files. testdata/gen
+// writes it as golden/manifest.json.
 type Manifest struct {
-	Model  string  `json:"model"`
-	Rows   int     `json:"rows"` // rows of every golden x
-	Layers []Layer `json:"layers"`
-	dir    string
+	Model       string   `json:"model"`
+	Rows        int      `json:"rows"` // rows of every golden x
+	Global      Format   `json:"global"`
+	Layers      []Layer  `json:"layers"`
+	Unquantized []Plain  `json:"unquantized"`
+	Files       []string `json:"files"`
+	dir         string
 }
 
-// Layer is one quantized layer and its golden files.
-type Layer struct {
-	Name       string `json:"name"`
-	Format     format `json:"format"`
-	ScaleDType string `json:"scale_dtype"`
-	Out        int    `json:"out"`
-	In         int    `json:"in"`
-	Experts    int    `json:"experts"`
-	HasBias    bool   `json:"has_bias"`
-	X          string `json:"x"`
-	Y          string `json:"y"`
-}
-
-type format struct {
+// Format is a quantization format as the manifest writes it.
+type Format struct {
 	Mode      string `json:"mode"`
 	Bits      int    `json:"bits"`
 	GroupSize int    `json:"group_size"`
 }
 
-// Quant returns the layer's format.
-func (l Layer) Quant() (quant.Format, error) {
-	m, err := quant.ParseMode(l.Format.Mode)
-	return quant.Format{Mode: m, Bits: l.Format.Bits, GroupSize: l.Format.GroupSize}, err
+// FormatOf returns f as the manifest writes it.
+func FormatOf(f quant.Format) Format {
+	return Format{Mode: f.Mode.String(), Bits: f.Bits, GroupSize: f.GroupSize}
+}
+
+// Quant returns the format as a quant.Format.
+func (f Format) Quant() (quant.Format, error) {
+	m, err := quant.ParseMode(f.Mode)
+	return quant.Format{Mode: m, Bits: f.Bits, GroupSize: f.GroupSize}, err
+}
+
+// Layer is one quantized layer and its golden files.
+type Layer struct {
+	Name       string `json:"name"`
+	Format     Format `json:"format"`
+	ScaleDType string `json:"scale_dtype"`
+	Out        int    `json:"out"`
+	In         int    `json:"in"`
+	Experts    int    `json:"experts"`
+	HasBias    bool   `json:"has_bias"`
+	// Config says how config.json covers the layer: "override" (a dict
+	// with a mode), "override-no-mode", or "unnamed" (found by its scales).
+	Config string `json:"config"`
+	X      string `json:"x"`
+	Y      string `json:"y"`
+}
+
+// Plain is a tensor that is not part of a quantized layer.
+type Plain struct {
+	Name  string `json:"name"`
+	DType string `json:"dtype"`
+	Shape []int  `json:"shape"`
+	// Config is "false" for the weight of a layer config.json leaves
+	// unquantized, else empty.
+	Config string `json:"config"`
 }
 
 // Read reads golden/manifest.json of the model directory dir.

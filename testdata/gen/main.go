@@ -25,6 +25,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/mlxq/mlxq/internal/golden"
 	"github.com/mlxq/mlxq/internal/npy"
 	"github.com/mlxq/mlxq/internal/stfile"
 	"github.com/mlxq/mlxq/quant"
@@ -302,45 +303,6 @@ func bf16(v []float32) ([]float32, []byte) {
 	return r, b
 }
 
-// Manifest types, written to <model>/golden/manifest.json.
-type (
-	manifest struct {
-		Model       string      `json:"model"`
-		Rows        int         `json:"rows"`
-		Global      formatJSON  `json:"global"`
-		Layers      []layerJSON `json:"layers"`
-		Unquantized []plainJSON `json:"unquantized"`
-		Files       []string    `json:"files"`
-	}
-	formatJSON struct {
-		Mode      string `json:"mode"`
-		Bits      int    `json:"bits"`
-		GroupSize int    `json:"group_size"`
-	}
-	layerJSON struct {
-		Name       string     `json:"name"`
-		Format     formatJSON `json:"format"`
-		ScaleDType string     `json:"scale_dtype"`
-		Out        int        `json:"out"`
-		In         int        `json:"in"`
-		Experts    int        `json:"experts"`
-		HasBias    bool       `json:"has_bias"`
-		Config     string     `json:"config"`
-		X          string     `json:"x"`
-		Y          string     `json:"y"`
-	}
-	plainJSON struct {
-		Name   string `json:"name"`
-		DType  string `json:"dtype"`
-		Shape  []int  `json:"shape"`
-		Config string `json:"config"`
-	}
-)
-
-func fmtJSON(f quant.Format) formatJSON {
-	return formatJSON{Mode: f.Mode.String(), Bits: f.Bits, GroupSize: f.GroupSize}
-}
-
 // obj is a JSON object that keeps its keys in order.
 type obj []kv
 
@@ -424,13 +386,13 @@ func (w *writer) write(rel string, data []byte) error {
 // built is what a model's generation produced, for the README.
 type built struct {
 	m        *model
-	man      *manifest
+	man      *golden.Manifest
 	tensors  map[string]stfile.Tensor
 	shardMap map[string]string // tensor -> file
 }
 
 func build(w *writer, m *model) (*built, error) {
-	man := &manifest{Model: m.name, Rows: rows, Global: fmtJSON(m.global), Layers: []layerJSON{}, Unquantized: []plainJSON{}}
+	man := &golden.Manifest{Model: m.name, Rows: rows, Global: golden.FormatOf(m.global), Layers: []golden.Layer{}, Unquantized: []golden.Plain{}}
 	tensors := map[string]stfile.Tensor{}
 	add := func(t stfile.Tensor) { tensors[t.Name] = t }
 
@@ -440,7 +402,7 @@ func build(w *writer, m *model) (*built, error) {
 		if l.cfg == disabled {
 			_, data := bf16(weights(r, l.out*l.in))
 			add(stfile.Tensor{Name: l.name + ".weight", DType: "BF16", Shape: []int{l.out, l.in}, Data: data})
-			man.Unquantized = append(man.Unquantized, plainJSON{l.name + ".weight", "BF16", []int{l.out, l.in}, disabled.String()})
+			man.Unquantized = append(man.Unquantized, golden.Plain{Name: l.name + ".weight", DType: "BF16", Shape: []int{l.out, l.in}, Config: disabled.String()})
 			continue
 		}
 		if l.in%l.format.GroupSize != 0 {
@@ -480,7 +442,7 @@ func build(w *writer, m *model) (*built, error) {
 			add(stfile.Tensor{Name: l.name + ".biases", DType: l.scale.String(), Shape: shape(l.out, l.in/l.format.GroupSize), Data: bi})
 		}
 
-		lj := layerJSON{Name: l.name, Format: fmtJSON(l.format), ScaleDType: l.scale.String(), Out: l.out, In: l.in,
+		lj := golden.Layer{Name: l.name, Format: golden.FormatOf(l.format), ScaleDType: l.scale.String(), Out: l.out, In: l.in,
 			Experts: l.experts, HasBias: l.bias, Config: l.cfg.String(),
 			X: "golden/" + l.name + ".x.npy", Y: "golden/" + l.name + ".y.npy"}
 		man.Layers = append(man.Layers, lj)
@@ -507,7 +469,7 @@ func build(w *writer, m *model) (*built, error) {
 		}
 		_, data := bf16(v)
 		add(stfile.Tensor{Name: name, DType: "BF16", Shape: []int{n}, Data: data})
-		man.Unquantized = append(man.Unquantized, plainJSON{name, "BF16", []int{n}, ""})
+		man.Unquantized = append(man.Unquantized, golden.Plain{Name: name, DType: "BF16", Shape: []int{n}})
 	}
 
 	// config.json: mlx-lm sorts the top-level keys and writes the
