@@ -64,7 +64,7 @@ func forward(args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&f.seqLen, "seq-len", 1, "rows M of the random input")
 	fs.Uint64Var(&f.seed, "seed", 1, "seed of the random input")
 	fs.StringVar(&f.output, "output", "", "write y as .npy, float32 [M, N]")
-	fs.StringVar(&f.backend, "backend", engine.Auto, "backend: auto, cpu, cuda or metal")
+	fs.StringVar(&f.backend, "backend", engine.Auto, "backend: "+backendChoices())
 	fs.StringVar(&f.kernel, "kernel", "", "kernel to run instead of the planned one (per_element, tiled, simd, simd4, simd4_gs64, packed_simd4_b4)")
 	fs.IntVar(&f.maxSeqLen, "max-seq-len", 0, "rows the layer's buffers hold (default: M)")
 	fs.IntVar(&f.repeat, "repeat", 20, "timed runs; the report gives the median")

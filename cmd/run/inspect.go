@@ -14,7 +14,7 @@ func inspect(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("run inspect", flag.ContinueOnError)
 	mf.register(fs)
 	seqLen := fs.Int("seq-len", 1, "rows M the plan is made for")
-	backend := fs.String("backend", engine.Auto, "backend whose kernels the plan picks from")
+	backend := fs.String("backend", engine.Auto, "backend whose kernels the plan picks from: "+backendChoices())
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: run inspect [--model PATH] [flags]\n\nLists the model's quantized layers and the kernel planned for each at M rows.\n\n")
 		fs.PrintDefaults()

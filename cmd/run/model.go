@@ -4,11 +4,18 @@ import (
 	"flag"
 	"fmt"
 	"path/filepath"
+	"strings"
 
 	"github.com/mlxq/mlxq"
+	"github.com/mlxq/mlxq/engine"
 	"github.com/mlxq/mlxq/loader"
 	"github.com/mlxq/mlxq/quant"
 )
+
+// backendChoices lists the values --backend takes in this binary.
+func backendChoices() string {
+	return strings.Join(append([]string{engine.Auto}, engine.Backends()...), ", ")
+}
 
 // modelFlags select a model: a path, or the embedded default, and the
 // format of a bare .safetensors file.
