@@ -161,13 +161,13 @@ func (m Model) format() (quant.Format, bool, error) {
 	if m.Bits == 0 && m.GroupSize == 0 && m.Mode == "" {
 		return quant.Format{}, false, nil
 	}
-	f, err := formatOf(m.Mode, m.Bits, m.GroupSize)
+	f, err := quant.ParseFormat(m.Mode, m.Bits, m.GroupSize)
 	return f, true, err
 }
 
 // format returns the format and scale type of a synthetic layer.
 func (s Synthetic) format() (quant.Format, quant.DType, error) {
-	f, err := formatOf(s.Mode, s.Bits, s.GroupSize)
+	f, err := quant.ParseFormat(s.Mode, s.Bits, s.GroupSize)
 	if err != nil {
 		return f, 0, err
 	}
@@ -199,26 +199,6 @@ func (s Synthetic) name(f quant.Format, st quant.DType) string {
 		return fmt.Sprintf("%dx%d %s", s.Rows, s.Cols, f.Mode)
 	}
 	return fmt.Sprintf("%dx%d affine%d g%d %s", s.Rows, s.Cols, f.Bits, f.GroupSize, st)
-}
-
-// formatOf builds a format from a mode name (default affine), bits and
-// group size, zero values taking the mode's defaults.
-func formatOf(mode string, bits, groupSize int) (quant.Format, error) {
-	md := quant.Affine
-	if mode != "" {
-		var err error
-		if md, err = quant.ParseMode(mode); err != nil {
-			return quant.Format{}, err
-		}
-	}
-	f := quant.DefaultFormat(md)
-	if bits != 0 {
-		f.Bits = bits
-	}
-	if groupSize != 0 {
-		f.GroupSize = groupSize
-	}
-	return f, f.Validate()
 }
 
 // A selector picks layers by name: exactly, by glob, or by a regular

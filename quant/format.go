@@ -62,6 +62,26 @@ func DefaultFormat(m Mode) Format {
 	return Format{Affine, 4, 64}
 }
 
+// ParseFormat builds the format of a mode name (empty means affine), bits
+// and group size, zero values taking the mode's defaults, and validates it.
+func ParseFormat(mode string, bits, groupSize int) (Format, error) {
+	m := Affine
+	if mode != "" {
+		var err error
+		if m, err = ParseMode(mode); err != nil {
+			return Format{}, err
+		}
+	}
+	f := DefaultFormat(m)
+	if bits != 0 {
+		f.Bits = bits
+	}
+	if groupSize != 0 {
+		f.GroupSize = groupSize
+	}
+	return f, f.Validate()
+}
+
 // String formats f as "affine 4-bit group 64".
 func (f Format) String() string {
 	return fmt.Sprintf("%s %d-bit group %d", f.Mode, f.Bits, f.GroupSize)

@@ -49,3 +49,29 @@ func TestParseMode(t *testing.T) {
 	assert.Equal(t, Format{Affine, 4, 64}, DefaultFormat(Affine))
 	assert.Equal(t, "affine 4-bit group 64", DefaultFormat(Affine).String())
 }
+
+func TestParseFormat(t *testing.T) {
+	tests := []struct {
+		mode     string
+		bits, gs int
+		want     Format
+		err      string
+	}{
+		{"", 0, 0, Format{Affine, 4, 64}, ""},
+		{"", 8, 32, Format{Affine, 8, 32}, ""},
+		{"mxfp8", 0, 0, Format{MXFP8, 8, 32}, ""},
+		{"nvfp4", 0, 32, Format{}, "nvfp4 takes bits 4 and group size 16"},
+		{"", 7, 0, Format{}, "affine bits 7"},
+		{"int4", 0, 0, Format{}, `mode "int4"`},
+	}
+	for _, tt := range tests {
+		got, err := ParseFormat(tt.mode, tt.bits, tt.gs)
+		if tt.err == "" {
+			assert.NoError(t, err)
+			assert.Equal(t, tt.want, got)
+			continue
+		}
+		assert.ErrorIs(t, err, ErrFormat)
+		assert.ErrorContains(t, err, tt.err)
+	}
+}

@@ -57,22 +57,9 @@ func (f *modelFlags) open() (*loader.Model, string, error) {
 // format builds the format of --mode, --bits and --group-size, taking the
 // mode's defaults for the ones not given.
 func (f *modelFlags) format() (quant.Format, error) {
-	mode := quant.Affine
-	if f.mode != "" {
-		var err error
-		if mode, err = quant.ParseMode(f.mode); err != nil {
-			return quant.Format{}, fmt.Errorf("--mode: %w", err)
-		}
-	}
-	format := quant.DefaultFormat(mode)
-	if f.bits != 0 {
-		format.Bits = f.bits
-	}
-	if f.groupSize != 0 {
-		format.GroupSize = f.groupSize
-	}
-	if err := format.Validate(); err != nil {
-		return quant.Format{}, fmt.Errorf("--bits/--group-size/--mode: %w", err)
+	format, err := quant.ParseFormat(f.mode, f.bits, f.groupSize)
+	if err != nil {
+		return quant.Format{}, fmt.Errorf("--mode/--bits/--group-size: %w", err)
 	}
 	return format, nil
 }
