@@ -101,6 +101,12 @@ func (d *Device) compile(k Kernel) (Compiled, error) {
 	return c, nil
 }
 
+func (d *Device) isClosed() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.closed
+}
+
 // Close releases the device. Buffers must be freed first.
 func (d *Device) Close() error {
 	d.mu.Lock()
@@ -134,7 +140,7 @@ func (d *Device) Alloc(dtype quant.DType, shape ...int) (*Buffer, error) {
 		}
 		n *= s
 	}
-	if d.closed {
+	if d.isClosed() {
 		return nil, fmt.Errorf("%w: device %s", ErrClosed, d.backend)
 	}
 	mem, err := d.drv.Alloc(n * dtype.Size())
