@@ -3,6 +3,7 @@ package cpu_test
 import (
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"github.com/mlxq/mlxq/cpu"
@@ -11,12 +12,12 @@ import (
 	"github.com/mlxq/mlxq/quant"
 )
 
-// randomMatrix returns an n×k 4-bit matrix with random codes and BF16
-// scales and biases, without the cost of quantizing.
-func randomMatrix(n, k, gs int) *quant.Matrix {
+// randomMatrix returns an n×k matrix of the given width with random codes
+// and BF16 scales and biases, without the cost of quantizing.
+func randomMatrix(n, k, bits, gs int) *quant.Matrix {
 	rng := rand.New(rand.NewPCG(uint64(n), uint64(k)))
-	m := &quant.Matrix{Format: quant.Format{Mode: quant.Affine, Bits: 4, GroupSize: gs}, Rows: n, Cols: k, ScaleType: quant.BF16}
-	m.Weight = make([]byte, n*k/2)
+	m := &quant.Matrix{Format: quant.Format{Mode: quant.Affine, Bits: bits, GroupSize: gs}, Rows: n, Cols: k, ScaleType: quant.BF16}
+	m.Weight = make([]byte, n*quant.RowBytes(k, bits))
 	for i := range m.Weight {
 		m.Weight[i] = byte(rng.Uint32())
 	}
@@ -29,31 +30,66 @@ func randomMatrix(n, k, gs int) *quant.Matrix {
 	return m
 }
 
+// seedKernels is the catalog without the packed kernels: the plan on it is
+// the reference design's (packed_simd4_b4, simd4 or simd4_gs64 on unpacked
+// codes, per_element).
+func seedKernels() []engine.Kernel {
+	return slices.DeleteFunc(engine.Kernels(), func(k engine.Kernel) bool { return k == engine.QMV || k == engine.QMM })
+}
+
 // BenchmarkLayer times a layer's forward pass on the device (x already
-// uploaded, one commit per run) with the kernel the plan picks, for the
-// shapes of the CPU performance table (docs/perf.md). GB/s counts the
-// weights as stored (codes, BF16 scales and biases); run with -cpu 1 for
-// one core.
+// uploaded, one commit per run) for the shapes and formats of the CPU
+// performance table (docs/perf.md), with the kernel the plan picks ("plan":
+// qmv or qmm on the packed words) and with the one the reference design's
+// rules pick ("seed"). GB/s counts the weights as stored (codes, BF16
+// scales and biases); run with -cpu 1 for one core.
 func BenchmarkLayer(b *testing.B) {
+	formats := []struct{ bits, gs int }{{4, 32}, {4, 64}, {4, 128}, {2, 64}, {3, 64}, {8, 64}}
 	for _, shape := range [][2]int{{4096, 4096}, {14336, 4096}} {
-		for _, gs := range []int{32, 64} {
+		for _, f := range formats {
 			for _, m := range []int{1, 128} {
-				n, k := shape[0], shape[1]
-				b.Run(fmt.Sprintf("%dx%d/g%d/M%d", n, k, gs, m), func(b *testing.B) {
-					benchLayer(b, randomMatrix(n, k, gs), m)
+				for _, which := range []string{"plan", "seed"} {
+					n, k := shape[0], shape[1]
+					b.Run(fmt.Sprintf("%dx%d/b%dg%d/M%d/%s", n, k, f.bits, f.gs, m, which), func(b *testing.B) {
+						mat := randomMatrix(n, k, f.bits, f.gs)
+						var opts []layers.Option
+						if which == "seed" {
+							p, err := engine.PlanFor(engine.Params{M: m, N: n, K: k, Format: mat.Format, Act: quant.F32}, seedKernels(), 0)
+							if err != nil {
+								b.Fatal(err)
+							}
+							opts = append(opts, layers.WithKernel(p.Kernel))
+						}
+						benchLayer(b, mat, m, opts...)
+					})
+				}
+			}
+		}
+	}
+}
+
+// BenchmarkCrossover times qmv and qmm on one layer at the M around the
+// backend's crossover (the largest M at which qmv is faster, see
+// crossover), for 4-bit group 64 and 2- and 8-bit, one shape.
+func BenchmarkCrossover(b *testing.B) {
+	for _, bits := range []int{4, 2, 8} {
+		for _, m := range []int{1, 2, 3, 4, 5, 6, 7, 8, 12, 16} {
+			for _, k := range []engine.Kernel{engine.QMV, engine.QMM} {
+				b.Run(fmt.Sprintf("4096x4096/b%dg64/M%d/%s", bits, m, k), func(b *testing.B) {
+					benchLayer(b, randomMatrix(4096, 4096, bits, 64), m, layers.WithKernel(k))
 				})
 			}
 		}
 	}
 }
 
-func benchLayer(b *testing.B, mat *quant.Matrix, m int) {
+func benchLayer(b *testing.B, mat *quant.Matrix, m int, opts ...layers.Option) {
 	dev, err := engine.Open(cpu.Name) // after -cpu has set GOMAXPROCS
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer dev.Close()
-	l, err := layers.New(dev, "bench", mat, nil, m)
+	l, err := layers.New(dev, "bench", mat, nil, m, opts...)
 	if err != nil {
 		b.Fatal(err)
 	}

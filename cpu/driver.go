@@ -1,10 +1,16 @@
 // Package cpu is mlxq's pure-Go backend. It implements every kernel of the
 // engine's catalog with goroutines over output tiles, and uses vector
-// instructions (through internal/qdot) for the SIMD kernels where the
-// processor has them. It registers itself as backend "cpu"; import it for
-// its side effect:
+// instructions (through internal/qdot) for the SIMD and packed kernels
+// where the processor has them. Every kernel computes in float32; 16-bit
+// activations are widened on the way in and rounded on the way out. It
+// registers itself as backend "cpu"; import it for its side effect:
 //
 //	import _ "github.com/mlxq/mlxq/cpu"
+//
+// Device memory is host memory. The packed kernels (qmv, qmm) read scales
+// and biases in their stored dtype, decoding a few rows at a time, so a
+// layer takes what its files take; the seed's kernels keep a float32 copy
+// of 16-bit scales and biases, made on first use.
 package cpu
 
 import (
@@ -48,6 +54,13 @@ func (d *Driver) Name() string {
 // Kernels returns the whole catalog.
 func (d *Driver) Kernels() []engine.Kernel { return engine.Kernels() }
 
+// Precision returns the float32 precision of the activations' dtype: every
+// kernel computes in float32.
+func (d *Driver) Precision(v engine.Variant) engine.Precision { return engine.ActPrecision(v.Act) }
+
+// Crossover returns the largest M at which qmv beats qmm; see crossover.
+func (d *Driver) Crossover(p engine.Params) int { return crossover }
+
 // memory is an allocation: bytes aligned for float32 access, and for 16-bit
 // scale buffers a float32 copy made on first use by a kernel.
 type memory struct {
@@ -82,14 +95,15 @@ func (d *Driver) Download(dst []byte, m engine.Memory) error {
 	return nil
 }
 
-// Compile returns the Go function of kernel k.
-func (d *Driver) Compile(k engine.Kernel) (engine.Compiled, error) {
-	if k == engine.Unpack {
+// Compile returns the Go function of a kernel variant: one per kernel,
+// for every format and dtype.
+func (d *Driver) Compile(v engine.Variant) (engine.Compiled, error) {
+	if v.Kernel == engine.Unpack {
 		return unpackKernel, nil
 	}
-	f, ok := matmulKernels[k]
+	f, ok := matmulKernels[v.Kernel]
 	if !ok {
-		return nil, fmt.Errorf("no cpu implementation of %s", k)
+		return nil, fmt.Errorf("no cpu implementation of %s", v.Kernel)
 	}
 	return f, nil
 }
@@ -152,32 +166,44 @@ func (q *queue) Matmul(c engine.Compiled, a *engine.MatmulArgs) error {
 	f := c.(matmulFunc)
 	args := *a
 	q.work = append(q.work, func() error {
-		p, err := engine.ParseMeta(bytesOf(args.Meta))
-		if err != nil {
-			return err
-		}
-		f(q.threads, p, &operands{
-			x:      asFloat32(bytesOf(args.X)),
+		p := args.Params
+		o := &operands{
+			x:      activations(args.X, p.M*p.K),
 			w:      bytesOf(args.W),
 			scales: args.Scales,
 			biases: args.Biases,
 			bias:   float32s(args.Bias),
 			y:      asFloat32(bytesOf(args.Y)),
-		})
+		}
+		if p.Act != quant.F32 {
+			o.y = make([]float32, p.M*p.N)
+		}
+		f(q.threads, p, o)
+		if p.Act != quant.F32 {
+			p.Act.Encode(bytesOf(args.Y), o.y)
+		}
 		return nil
 	})
 	return nil
+}
+
+// activations returns the first n elements of an activation buffer as
+// float32: a view for F32, a widened copy for F16 and BF16.
+func activations(b *engine.Buffer, n int) []float32 {
+	raw := bytesOf(b)
+	if b.DType() == quant.F32 {
+		return asFloat32(raw)[:n]
+	}
+	x := make([]float32, n)
+	b.DType().Decode(x, raw)
+	return x
 }
 
 func (q *queue) Unpack(c engine.Compiled, a *engine.UnpackArgs) error {
 	f := c.(unpackFunc)
 	args := *a
 	q.work = append(q.work, func() error {
-		p, err := engine.ParseMeta(bytesOf(args.Meta))
-		if err != nil {
-			return err
-		}
-		f(q.threads, p, bytesOf(args.W), bytesOf(args.Codes))
+		f(q.threads, args.Rows, args.Cols, args.Bits, bytesOf(args.W), bytesOf(args.Codes))
 		return nil
 	})
 	return nil

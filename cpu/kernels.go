@@ -17,7 +17,7 @@ type operands struct {
 
 type (
 	matmulFunc func(threads int, p engine.Params, o *operands)
-	unpackFunc func(threads int, p engine.Params, w, codes []byte)
+	unpackFunc func(threads, rows, cols, bits int, w, codes []byte)
 )
 
 var matmulKernels = map[engine.Kernel]matmulFunc{
@@ -27,6 +27,8 @@ var matmulKernels = map[engine.Kernel]matmulFunc{
 	engine.SIMD4:         rowsKernel(codesRowBytes, matCodes),
 	engine.SIMD4GS64:     rowsKernel(codesRowBytes, matCodes),
 	engine.PackedSIMD4B4: rowsKernel(packedRowBytes, matPacked),
+	engine.QMV:           packedKernel(qdot.MatVec),
+	engine.QMM:           packedKernel(qdot.MatMat),
 }
 
 // dequantTables returns what the scalar kernels dequantize with: the value
@@ -196,25 +198,17 @@ func rowsKernel(rowBytes func(k int) int, run layerKernel) matmulFunc {
 		rb := rowBytes(p.K)
 		parallel(threads, p.N, 8, func(lo, hi int) {
 			run(o.y[lo:], p.N, o.w[lo*rb:hi*rb], p.Bits, s[lo*ng:hi*ng], b[lo*ng:hi*ng], x, xsum, p.M, p.GroupSize)
-			if o.bias == nil {
-				return
-			}
-			for i := range p.M {
-				y := o.y[i*p.N : (i+1)*p.N]
-				for n := lo; n < hi; n++ {
-					y[n] += o.bias[n]
-				}
-			}
+			o.addBias(p, lo, hi)
 		})
 	}
 }
 
 // unpackKernel expands packed rows into one byte per code.
-var unpackKernel unpackFunc = func(threads int, p engine.Params, w, codes []byte) {
-	rb := quant.RowBytes(p.K, p.Bits)
-	parallel(threads, p.N, 64, func(lo, hi int) {
+var unpackKernel unpackFunc = func(threads, rows, cols, bits int, w, codes []byte) {
+	rb := quant.RowBytes(cols, bits)
+	parallel(threads, rows, 64, func(lo, hi int) {
 		for r := lo; r < hi; r++ {
-			quant.Unpack(codes[r*p.K:(r+1)*p.K], w[r*rb:(r+1)*rb], p.Bits)
+			quant.Unpack(codes[r*cols:(r+1)*cols], w[r*rb:(r+1)*rb], bits)
 		}
 	})
 }

@@ -3,25 +3,29 @@ package engine
 import (
 	"encoding/binary"
 	"fmt"
+	"slices"
 
 	"github.com/mlxq/mlxq/quant"
 )
 
-// Params are the dimensions and format of one matrix product: x is [M, K],
-// the weight [N, K], y [M, N].
+// Params are the dimensions, format and activation dtype of one matrix
+// product: x is [M, K], the weight [N, K], y [M, N]; x and y are of dtype
+// Act (F32, F16 or BF16).
 type Params struct {
 	M, N, K int
 	quant.Format
+	Act quant.DType
 }
 
-// MetaBytes is the size of the parameter block kernels read from the meta
-// buffer: M, N, K, group size, bits and mode as little-endian uint32s.
-const MetaBytes = 24
+// MetaBytes is the size of the parameter block of Meta: M, N, K, group
+// size, bits, mode and activation dtype as little-endian uint32s.
+const MetaBytes = 28
 
-// Meta encodes p as the parameter block of a meta buffer.
+// Meta encodes p as a parameter block, for kernels that read their
+// parameters from memory (such as a Metal kernel's constant buffer).
 func (p Params) Meta() []byte {
 	out := make([]byte, 0, MetaBytes)
-	for _, v := range []int{p.M, p.N, p.K, p.GroupSize, p.Bits, int(p.Mode)} {
+	for _, v := range []int{p.M, p.N, p.K, p.GroupSize, p.Bits, int(p.Mode), int(p.Act)} {
 		out = binary.LittleEndian.AppendUint32(out, uint32(v))
 	}
 	return out
@@ -33,38 +37,47 @@ func ParseMeta(b []byte) (Params, error) {
 		return Params{}, fmt.Errorf("%w: meta of %d bytes, want %d", ErrArgs, len(b), MetaBytes)
 	}
 	v := func(i int) int { return int(binary.LittleEndian.Uint32(b[4*i:])) }
-	return Params{M: v(0), N: v(1), K: v(2), Format: quant.Format{GroupSize: v(3), Bits: v(4), Mode: quant.Mode(v(5))}}, nil
+	return Params{M: v(0), N: v(1), K: v(2), Format: quant.Format{GroupSize: v(3), Bits: v(4), Mode: quant.Mode(v(5))}, Act: quant.DType(v(6))}, nil
 }
 
 // MatmulArgs are the operands of a matrix product kernel. W holds the codes
 // in the kernel's layout: U32 [N, K*bits/32] packed, or U8 [N, K] codes.
 // Scales (and Biases, affine only) are [N, K/GroupSize], F32, F16 or BF16 for
 // affine and U8 for the floating-point modes. Bias, the optional Linear
-// bias, is F32 [N]. X and Y are F32 and may be longer than M rows (they are
-// allocated for the longest sequence). Meta receives the Params when the
-// dispatch runs.
+// bias, is F32 [N]. X and Y are of dtype Act and may be longer than M rows
+// (they are allocated for the longest sequence). The driver passes the
+// Params to the kernel as it sees fit.
 type MatmulArgs struct {
 	Params
-	X, W, Scales, Biases, Bias, Y, Meta *Buffer
+	X, W, Scales, Biases, Bias, Y *Buffer
+}
+
+// Variant returns the kernel variant that runs these operands with kernel k.
+func (a *MatmulArgs) Variant(k Kernel) Variant {
+	v := Variant{Kernel: k, Format: a.Format, Act: a.Act, Scale: quant.U8}
+	if a.Scales != nil {
+		v.Scale = a.Scales.DType()
+	}
+	return v
 }
 
 // UnpackArgs are the operands of the Unpack kernel: Rows rows of Cols packed
 // codes of width Bits in W (U32) are expanded into Codes (U8 [Rows, Cols]).
 type UnpackArgs struct {
 	Rows, Cols, Bits int
-	W, Codes, Meta   *Buffer
+	W, Codes         *Buffer
 }
 
-// params returns the parameter block the unpack kernel reads.
-func (a *UnpackArgs) params() Params {
-	return Params{N: a.Rows, K: a.Cols, Format: quant.Format{Bits: a.Bits}}
+// Variant returns the unpack kernel's variant for these operands.
+func (a *UnpackArgs) Variant() Variant {
+	return Variant{Kernel: Unpack, Format: quant.Format{Bits: a.Bits}}
 }
 
 // CheckMatmul verifies a dispatch of kernel k on device d before it is
 // recorded: positive dimensions, a format the kernel takes, K a multiple of
-// the group size, dtypes, exact element counts of the weight tensors, byte
-// lengths at least M rows for x and y, a meta buffer of MetaBytes, and no
-// output aliasing an input.
+// the group size, an activation dtype of F32, F16 or BF16 shared by x and
+// y, dtypes, exact element counts of the weight tensors, byte lengths at
+// least M rows for x and y, and no output aliasing an input.
 func CheckMatmul(d *Device, k Kernel, a *MatmulArgs) error {
 	if k == Unpack {
 		return fmt.Errorf("%w: unpack is not a matrix product kernel", ErrArgs)
@@ -85,6 +98,9 @@ func checkMatmul(d *Device, k Kernel, a *MatmulArgs) error {
 	if a.K%a.GroupSize != 0 {
 		return fmt.Errorf("%w: K = %d not a multiple of group size %d", ErrArgs, a.K, a.GroupSize)
 	}
+	if !slices.Contains(ActDTypes(), a.Act) {
+		return fmt.Errorf("%w: activation dtype %v, want F32, F16 or BF16", ErrArgs, a.Act)
+	}
 	groups := a.N * (a.K / a.GroupSize)
 	weight := operand{"w", a.W, quant.U8, a.N * a.K, false}
 	if k.Spec().Layout == Packed {
@@ -101,10 +117,10 @@ func checkMatmul(d *Device, k Kernel, a *MatmulArgs) error {
 		}
 	}
 	ops := []operand{
-		{"x", a.X, quant.F32, a.M * a.K, true},
+		{"x", a.X, a.Act, a.M * a.K, true},
 		weight,
 		{"scales", a.Scales, scaleType, groups, false},
-		{"y", a.Y, quant.F32, a.M * a.N, true},
+		{"y", a.Y, a.Act, a.M * a.N, true},
 	}
 	switch {
 	case a.Mode == quant.Affine:
@@ -120,10 +136,7 @@ func checkMatmul(d *Device, k Kernel, a *MatmulArgs) error {
 			return err
 		}
 	}
-	if err := checkMeta(d, a.Meta); err != nil {
-		return err
-	}
-	for _, in := range []*Buffer{a.X, a.W, a.Scales, a.Biases, a.Bias, a.Meta} {
+	for _, in := range []*Buffer{a.X, a.W, a.Scales, a.Biases, a.Bias} {
 		if in == a.Y {
 			return fmt.Errorf("%w: y aliases an input buffer", ErrArgs)
 		}
@@ -157,12 +170,6 @@ func checkUnpack(d *Device, a *UnpackArgs) error {
 			return err
 		}
 	}
-	if err := checkMeta(d, a.Meta); err != nil {
-		return err
-	}
-	if a.Codes == a.W || a.Codes == a.Meta {
-		return fmt.Errorf("%w: codes alias an input buffer", ErrArgs)
-	}
 	return nil
 }
 
@@ -189,16 +196,6 @@ func (op operand) check(d *Device) error {
 	}
 	if !op.atLeast && b.Len() != op.n {
 		return fmt.Errorf("%w: %s holds %d elements, want %d", ErrArgs, op.name, b.Len(), op.n)
-	}
-	return nil
-}
-
-func checkMeta(d *Device, meta *Buffer) error {
-	if err := meta.usable(d, "meta"); err != nil {
-		return err
-	}
-	if meta.Bytes() < MetaBytes {
-		return fmt.Errorf("%w: meta holds %d bytes, want at least %d", ErrArgs, meta.Bytes(), MetaBytes)
 	}
 	return nil
 }

@@ -29,10 +29,19 @@ type Driver interface {
 	Upload(dst Memory, src []byte) error
 	// Download copies the start of src into dst, synchronously.
 	Download(dst []byte, src Memory) error
-	// Kernels lists the catalog kernels the driver implements.
+	// Kernels lists the catalog kernels the driver implements, each for
+	// every format it accepts and every activation dtype.
 	Kernels() []Kernel
-	// Compile prepares a kernel for dispatch; the engine caches the result.
-	Compile(Kernel) (Compiled, error)
+	// Compile prepares a kernel variant for dispatch; the engine caches
+	// the result.
+	Compile(Variant) (Compiled, error)
+	// Precision returns the arithmetic the variant computes in.
+	Precision(Variant) Precision
+	// Crossover returns the largest M at which the plan runs the packed
+	// matrix-vector kernel QMV for products like p (p.M is ignored); QMM
+	// runs above it. It is measured on the device, not guessed. Drivers
+	// without both kernels return 0.
+	Crossover(p Params) int
 	// NewQueue starts recording work for one commit.
 	NewQueue() Queue
 	// Close releases the device.
@@ -44,9 +53,10 @@ type Queue interface {
 	// Write records a copy of src to the start of dst, ordered with the
 	// dispatches around it; src may be reused once Write returns.
 	Write(dst Memory, src []byte) error
-	// Matmul records a matrix product kernel.
+	// Matmul records a matrix product kernel; the arguments have been
+	// checked, and may change once Matmul returns.
 	Matmul(Compiled, *MatmulArgs) error
-	// Unpack records the unpack kernel.
+	// Unpack records the unpack kernel, likewise.
 	Unpack(Compiled, *UnpackArgs) error
 	// Commit runs the recorded work and waits for it to finish.
 	Commit() error
@@ -59,13 +69,13 @@ type Device struct {
 	kernels []Kernel
 
 	mu       sync.Mutex
-	compiled map[Kernel]Compiled
+	compiled map[Variant]Compiled
 	closed   bool
 }
 
 // NewDevice wraps a driver; backends use it through Register.
 func NewDevice(backend string, drv Driver) *Device {
-	return &Device{backend: backend, drv: drv, kernels: drv.Kernels(), compiled: map[Kernel]Compiled{}}
+	return &Device{backend: backend, drv: drv, kernels: drv.Kernels(), compiled: map[Variant]Compiled{}}
 }
 
 // Backend returns the name the backend registered, such as "cpu".
@@ -80,24 +90,37 @@ func (d *Device) Kernels() []Kernel { return slices.Clone(d.kernels) }
 // Supports reports whether the device implements kernel k.
 func (d *Device) Supports(k Kernel) bool { return slices.Contains(d.kernels, k) }
 
-// compile returns the compiled kernel, compiling it on first use.
-func (d *Device) compile(k Kernel) (Compiled, error) {
+// Precision returns the arithmetic kernel variant v computes in on the
+// device, which sets its tolerance.
+func (d *Device) Precision(v Variant) Precision { return d.drv.Precision(v) }
+
+// Crossover returns the largest M at which the plan runs QMV for products
+// like p; QMM runs above it. It is 0 on a device without both kernels.
+func (d *Device) Crossover(p Params) int {
+	if !d.Supports(QMV) || !d.Supports(QMM) {
+		return 0
+	}
+	return d.drv.Crossover(p)
+}
+
+// compile returns the compiled kernel variant, compiling it on first use.
+func (d *Device) compile(v Variant) (Compiled, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.closed {
 		return nil, fmt.Errorf("%w: device %s", ErrClosed, d.backend)
 	}
-	if c, ok := d.compiled[k]; ok {
+	if c, ok := d.compiled[v]; ok {
 		return c, nil
 	}
-	if !d.Supports(k) {
-		return nil, fmt.Errorf("%w: kernel %s on %s", ErrUnsupported, k, d.backend)
+	if !d.Supports(v.Kernel) {
+		return nil, fmt.Errorf("%w: kernel %s on %s", ErrUnsupported, v.Kernel, d.backend)
 	}
-	c, err := d.drv.Compile(k)
+	c, err := d.drv.Compile(v)
 	if err != nil {
-		return nil, fmt.Errorf("%s: compiling %s: %w", d.backend, k, err)
+		return nil, fmt.Errorf("%s: compiling %s: %w", d.backend, v, err)
 	}
-	d.compiled[k] = c
+	d.compiled[v] = c
 	return c, nil
 }
 
@@ -216,26 +239,32 @@ func (d *Device) Download(dst []byte, src *Buffer) error {
 	return d.drv.Download(dst, src.mem)
 }
 
-// UploadFloat32 uploads float32 values into the start of an F32 buffer.
+// UploadFloat32 uploads float32 values into the start of a buffer of
+// F32, F16 or BF16, rounding them to nearest even for the 16-bit types.
 func (d *Device) UploadFloat32(dst *Buffer, src []float32) error {
-	if dst != nil && dst.dtype != quant.F32 {
+	if dst != nil && !dst.dtype.IsFloat() {
 		return fmt.Errorf("%w: float32 upload into %v", ErrArgs, dst)
 	}
-	return d.Upload(dst, Float32Bytes(src))
+	if dst == nil {
+		return d.Upload(dst, nil)
+	}
+	return d.Upload(dst, dst.dtype.Bytes(src))
 }
 
-// DownloadFloat32 fills dst from the start of an F32 buffer.
+// DownloadFloat32 fills dst from the start of a buffer of F32, F16 or
+// BF16, widening 16-bit values exactly.
 func (d *Device) DownloadFloat32(dst []float32, src *Buffer) error {
-	if src != nil && src.dtype != quant.F32 {
+	if src != nil && !src.dtype.IsFloat() {
 		return fmt.Errorf("%w: float32 download from %v", ErrArgs, src)
 	}
-	raw := make([]byte, 4*len(dst))
+	if src == nil {
+		return d.Download(nil, src)
+	}
+	raw := make([]byte, src.dtype.Size()*len(dst))
 	if err := d.Download(raw, src); err != nil {
 		return err
 	}
-	for i := range dst {
-		dst[i] = math.Float32frombits(binary.LittleEndian.Uint32(raw[4*i:]))
-	}
+	src.dtype.Decode(dst, raw)
 	return nil
 }
 

@@ -27,8 +27,8 @@ func (e *Encoder) open() error {
 	return nil
 }
 
-// Matmul records matrix product kernel k with operands a. The Params of a
-// are written to a.Meta in order, just before the kernel runs.
+// Matmul records matrix product kernel k with operands a; the driver takes
+// a copy of a, so a may change once Matmul returns.
 func (e *Encoder) Matmul(k Kernel, a *MatmulArgs) error {
 	if err := e.open(); err != nil {
 		return err
@@ -36,11 +36,8 @@ func (e *Encoder) Matmul(k Kernel, a *MatmulArgs) error {
 	if err := CheckMatmul(e.dev, k, a); err != nil {
 		return err
 	}
-	c, err := e.dev.compile(k)
+	c, err := e.dev.compile(a.Variant(k))
 	if err != nil {
-		return err
-	}
-	if err := e.q.Write(a.Meta.mem, a.Params.Meta()); err != nil {
 		return err
 	}
 	if err := e.q.Matmul(c, a); err != nil {
@@ -58,11 +55,8 @@ func (e *Encoder) Unpack(a *UnpackArgs) error {
 	if err := CheckUnpack(e.dev, a); err != nil {
 		return err
 	}
-	c, err := e.dev.compile(Unpack)
+	c, err := e.dev.compile(a.Variant())
 	if err != nil {
-		return err
-	}
-	if err := e.q.Write(a.Meta.mem, a.params().Meta()); err != nil {
 		return err
 	}
 	if err := e.q.Unpack(c, a); err != nil {

@@ -12,7 +12,7 @@ import (
 )
 
 func TestKernelCatalog(t *testing.T) {
-	names := []string{"per_element", "tiled", "simd", "simd4", "simd4_gs64", "packed_simd4_b4", "unpack"}
+	names := []string{"per_element", "tiled", "simd", "simd4", "simd4_gs64", "packed_simd4_b4", "unpack", "qmv", "qmm"}
 	require.Len(t, Kernels(), len(names))
 	for i, k := range Kernels() {
 		assert.Equal(t, names[i], k.String())
@@ -21,9 +21,9 @@ func TestKernelCatalog(t *testing.T) {
 		assert.Equal(t, k, got)
 	}
 	assert.NotContains(t, MatmulKernels(), Unpack)
-	_, err := ParseKernel("qmv")
+	_, err := ParseKernel("qmv_fast")
 	assert.ErrorIs(t, err, ErrArgs)
-	assert.ErrorContains(t, err, `unknown kernel "qmv"`)
+	assert.ErrorContains(t, err, `unknown kernel "qmv_fast"`)
 }
 
 func TestKernelAccepts(t *testing.T) {
@@ -44,6 +44,11 @@ func TestKernelAccepts(t *testing.T) {
 		{PackedSIMD4B4, quant.Format{Mode: quant.Affine, Bits: 4, GroupSize: 32}, ""},
 		{PackedSIMD4B4, quant.Format{Mode: quant.Affine, Bits: 8, GroupSize: 32}, "packed_simd4_b4: bits 8, want [4]"},
 		{PackedSIMD4B4, quant.Format{Mode: quant.Affine, Bits: 4, GroupSize: 64}, "packed_simd4_b4: group size 64"},
+		{QMV, quant.Format{Mode: quant.Affine, Bits: 3, GroupSize: 128}, ""},
+		{QMV, quant.Format{Mode: quant.NVFP4, Bits: 4, GroupSize: 16}, ""},
+		{QMM, quant.Format{Mode: quant.Affine, Bits: 6, GroupSize: 64}, ""},
+		{QMM, quant.Format{Mode: quant.MXFP8, Bits: 8, GroupSize: 32}, ""},
+		{QMM, quant.Format{Mode: quant.MXFP8, Bits: 4, GroupSize: 32}, "mxfp8 takes bits 8"},
 	}
 	for _, tt := range tests {
 		err := tt.k.Accepts(tt.f)
@@ -57,45 +62,73 @@ func TestKernelAccepts(t *testing.T) {
 }
 
 func TestPlanFor(t *testing.T) {
-	all := Kernels()
+	seed := []Kernel{PerElement, Tiled, SIMD, SIMD4, SIMD4GS64, PackedSIMD4B4, Unpack}
 	f := func(m quant.Mode, bits, gs int) quant.Format { return quant.Format{Mode: m, Bits: bits, GroupSize: gs} }
+	at := func(f quant.Format, m int) Params { return Params{M: m, N: 64, K: 256, Format: f, Act: quant.F32} }
 	tests := []struct {
 		f       quant.Format
 		kernels []Kernel
 		want    Plan
 	}{
-		{f(quant.Affine, 4, 32), all, Plan{PackedSIMD4B4, Packed}},
-		{f(quant.Affine, 4, 64), all, Plan{SIMD4GS64, Codes}},
-		{f(quant.Affine, 8, 32), all, Plan{SIMD4, Codes}},
-		{f(quant.Affine, 3, 32), all, Plan{SIMD4, Codes}},
-		{f(quant.Affine, 2, 64), all, Plan{SIMD4GS64, Codes}},
-		{f(quant.Affine, 4, 128), all, Plan{PerElement, Codes}},
-		{f(quant.Affine, 6, 128), all, Plan{PerElement, Codes}},
-		{f(quant.MXFP4, 4, 32), all, Plan{PerElement, Codes}},
-		{f(quant.MXFP8, 8, 32), all, Plan{PerElement, Codes}},
-		{f(quant.NVFP4, 4, 16), all, Plan{PerElement, Codes}},
+		// The seed's rules, on a device without the packed kernels.
+		{f(quant.Affine, 4, 32), seed, Plan{PackedSIMD4B4, Packed}},
+		{f(quant.Affine, 4, 64), seed, Plan{SIMD4GS64, Codes}},
+		{f(quant.Affine, 8, 32), seed, Plan{SIMD4, Codes}},
+		{f(quant.Affine, 3, 32), seed, Plan{SIMD4, Codes}},
+		{f(quant.Affine, 2, 64), seed, Plan{SIMD4GS64, Codes}},
+		{f(quant.Affine, 4, 128), seed, Plan{PerElement, Codes}},
+		{f(quant.Affine, 6, 128), seed, Plan{PerElement, Codes}},
+		{f(quant.MXFP4, 4, 32), seed, Plan{PerElement, Codes}},
+		{f(quant.MXFP8, 8, 32), seed, Plan{PerElement, Codes}},
+		{f(quant.NVFP4, 4, 16), seed, Plan{PerElement, Codes}},
 		// A device lacking a kernel falls through to the next rule.
 		{f(quant.Affine, 4, 32), []Kernel{SIMD4, PerElement, Unpack}, Plan{SIMD4, Codes}},
 		{f(quant.Affine, 4, 64), []Kernel{PerElement, Unpack}, Plan{PerElement, Codes}},
+		// One packed kernel alone runs every M.
+		{f(quant.Affine, 5, 128), append(seed, QMV), Plan{QMV, Packed}},
+		{f(quant.NVFP4, 4, 16), append(seed, QMM), Plan{QMM, Packed}},
 	}
 	for _, tt := range tests {
 		for _, m := range []int{1, 7, 128, 4096} {
-			got, err := PlanFor(tt.f, m, tt.kernels)
+			got, err := PlanFor(at(tt.f, m), tt.kernels, 8)
 			require.NoError(t, err)
 			assert.Equal(t, tt.want, got, "%v at M=%d", tt.f, m)
 		}
 	}
-	_, err := PlanFor(f(quant.Affine, 4, 128), 1, []Kernel{SIMD4})
+	// With both packed kernels every format runs packed: QMV up to the
+	// crossover, QMM above it.
+	for _, fm := range []quant.Format{f(quant.Affine, 4, 32), f(quant.Affine, 4, 64), f(quant.Affine, 2, 128), f(quant.MXFP8, 8, 32), f(quant.NVFP4, 4, 16)} {
+		for m, want := range map[int]Kernel{1: QMV, 7: QMV, 8: QMV, 9: QMM, 4096: QMM} {
+			got, err := PlanFor(at(fm, m), Kernels(), 8)
+			require.NoError(t, err)
+			assert.Equal(t, Plan{want, Packed}, got, "%v at M=%d", fm, m)
+		}
+		got, err := PlanFor(at(fm, 1), Kernels(), 0)
+		require.NoError(t, err)
+		assert.Equal(t, Plan{QMM, Packed}, got, "crossover 0")
+	}
+	_, err := PlanFor(at(f(quant.Affine, 4, 128), 1), []Kernel{SIMD4}, 0)
 	assert.ErrorIs(t, err, ErrUnsupported)
-	_, err = PlanFor(f(quant.Affine, 7, 32), 1, all)
+	_, err = PlanFor(at(f(quant.Affine, 7, 32), 1), Kernels(), 8)
 	assert.ErrorIs(t, err, quant.ErrFormat)
-	_, err = PlanFor(f(quant.Affine, 4, 32), 0, all)
+	_, err = PlanFor(at(f(quant.Affine, 4, 32), 0), Kernels(), 8)
 	assert.ErrorIs(t, err, ErrArgs)
 	assert.Equal(t, "simd4 (codes)", Plan{SIMD4, Codes}.String())
+
+	// Device.Plan asks the driver for its crossover; a device without
+	// both packed kernels has none.
+	drv := newFake()
+	drv.crossover = 3
+	d := NewDevice("fake", drv)
+	assert.Equal(t, 3, d.Crossover(at(f(quant.Affine, 4, 64), 1)))
+	p, err := d.Plan(at(f(quant.Affine, 4, 64), 4))
+	require.NoError(t, err)
+	assert.Equal(t, Plan{QMM, Packed}, p)
+	assert.Zero(t, NewDevice("fake", newFake(append(seed, QMV)...)).Crossover(at(f(quant.Affine, 4, 64), 1)))
 }
 
 func TestMetaRoundTrip(t *testing.T) {
-	p := Params{M: 3, N: 4096, K: 14336, Format: quant.Format{Mode: quant.NVFP4, Bits: 4, GroupSize: 16}}
+	p := Params{M: 3, N: 4096, K: 14336, Format: quant.Format{Mode: quant.NVFP4, Bits: 4, GroupSize: 16}, Act: quant.BF16}
 	b := p.Meta()
 	require.Len(t, b, MetaBytes)
 	got, err := ParseMeta(b)
@@ -120,7 +153,7 @@ func newMatmulCase(t *testing.T, k Kernel, f quant.Format, scaleType quant.DType
 		require.NoError(t, err)
 		return b
 	}
-	a := &MatmulArgs{Params: Params{M: m, N: n, K: kk, Format: f}}
+	a := &MatmulArgs{Params: Params{M: m, N: n, K: kk, Format: f, Act: quant.F32}}
 	a.X = alloc(quant.F32, maxSeq, kk)
 	a.Y = alloc(quant.F32, maxSeq, n)
 	if k.Spec().Layout == Packed {
@@ -132,7 +165,6 @@ func newMatmulCase(t *testing.T, k Kernel, f quant.Format, scaleType quant.DType
 	if f.Mode == quant.Affine {
 		a.Biases = alloc(scaleType, n, kk/f.GroupSize)
 	}
-	a.Meta = alloc(quant.U8, MetaBytes)
 	return matmulCase{d, a}
 }
 
@@ -145,6 +177,10 @@ func TestCheckMatmulValid(t *testing.T) {
 		for _, st := range []quant.DType{quant.F32, quant.F16, quant.BF16} {
 			c := newMatmulCase(t, k, f, st)
 			assert.NoError(t, CheckMatmul(c.dev, k, c.args), "%v %v", k, st)
+			for _, act := range []quant.DType{quant.F16, quant.BF16} {
+				c.args.Act, c.args.X, c.args.Y = act, c.realloc(act, 8, 128), c.realloc(act, 8, 16)
+				assert.NoError(t, CheckMatmul(c.dev, k, c.args), "%v %v scales, %v x", k, st, act)
+			}
 		}
 	}
 	c := newMatmulCase(t, PerElement, quant.Format{Mode: quant.MXFP4, Bits: 4, GroupSize: 32}, quant.U8)
@@ -170,6 +206,10 @@ func TestCheckMatmulRejects(t *testing.T) {
 		{"bits 7", PerElement, func(c matmulCase) { c.args.Bits = 7 }, "affine bits 7"},
 		{"unknown mode", PerElement, func(c matmulCase) { c.args.Mode = 9 }, "mode Mode(9)"},
 		{"x dtype", SIMD4, func(c matmulCase) { c.args.X = c.realloc(quant.F16, 8, 128) }, "x dtype F16, want F32"},
+		{"y dtype", QMV, func(c matmulCase) { c.args.Y = c.realloc(quant.BF16, 8, 16) }, "y dtype BF16, want F32"},
+		{"x, y of another act", QMM, func(c matmulCase) { c.args.Act = quant.F16 }, "x dtype F32, want F16"},
+		{"act dtype", QMV, func(c matmulCase) { c.args.Act = quant.F64 }, "activation dtype F64, want F32, F16 or BF16"},
+		{"act unset", QMV, func(c matmulCase) { c.args.Act = quant.InvalidDType }, "activation dtype invalid"},
 		{"x too short", SIMD4, func(c matmulCase) { c.args.X = c.realloc(quant.F32, 2, 128) }, "x holds 256 elements (1024 bytes), want at least 384"},
 		{"y too short", SIMD4, func(c matmulCase) { c.args.Y = c.realloc(quant.F32, 47) }, "y holds 47 elements (188 bytes), want at least 48"},
 		{"w layout", PackedSIMD4B4, func(c matmulCase) { c.args.W = c.realloc(quant.U8, 16, 128) }, "w dtype U8, want U32"},
@@ -183,8 +223,6 @@ func TestCheckMatmulRejects(t *testing.T) {
 		{"biases count", SIMD4, func(c matmulCase) { c.args.Biases = c.realloc(quant.F16, 16, 3) }, "biases holds 48 elements, want 64"},
 		{"bias count", SIMD4, func(c matmulCase) { c.args.Bias = c.realloc(quant.F32, 15) }, "bias holds 15 elements, want 16"},
 		{"bias dtype", SIMD4, func(c matmulCase) { c.args.Bias = c.realloc(quant.BF16, 16) }, "bias dtype BF16, want F32"},
-		{"meta short", SIMD4, func(c matmulCase) { c.args.Meta = c.realloc(quant.U8, 16) }, "meta holds 16 bytes, want at least 24"},
-		{"meta nil", SIMD4, func(c matmulCase) { c.args.Meta = nil }, "meta buffer is nil"},
 		{"y aliases x", SIMD4, func(c matmulCase) { c.args.Y = c.args.X; c.args.M, c.args.N = 1, 16 }, "y aliases an input"},
 		{"freed", SIMD4, func(c matmulCase) { c.args.W.Free() }, "w buffer was freed"},
 		{"other device", SIMD4, func(c matmulCase) {
@@ -195,7 +233,7 @@ func TestCheckMatmulRejects(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c := newMatmulCase(t, SIMD4, b4g32, quant.F16)
+			c := newMatmulCase(t, tt.k, b4g32, quant.F16)
 			tt.mutate(c)
 			err := CheckMatmul(c.dev, tt.k, c.args)
 			require.Error(t, err)
@@ -229,7 +267,7 @@ func TestCheckUnpack(t *testing.T) {
 		return b
 	}
 	valid := func() *UnpackArgs {
-		return &UnpackArgs{Rows: 4, Cols: 96, Bits: 3, W: alloc(quant.U32, 4, 9), Codes: alloc(quant.U8, 4, 96), Meta: alloc(quant.U8, MetaBytes)}
+		return &UnpackArgs{Rows: 4, Cols: 96, Bits: 3, W: alloc(quant.U32, 4, 9), Codes: alloc(quant.U8, 4, 96)}
 	}
 	require.NoError(t, CheckUnpack(d, valid()))
 	tests := []struct {
@@ -242,7 +280,6 @@ func TestCheckUnpack(t *testing.T) {
 		{"partial word", func(a *UnpackArgs) { a.Cols = 4 }, "4 codes of 3 bits do not fill whole words"},
 		{"w count", func(a *UnpackArgs) { a.W = alloc(quant.U32, 4, 8) }, "w holds 32 elements, want 36"},
 		{"codes dtype", func(a *UnpackArgs) { a.Codes = alloc(quant.U32, 4, 96) }, "codes dtype U32, want U8"},
-		{"meta", func(a *UnpackArgs) { a.Meta = alloc(quant.U8, 8) }, "meta holds 8 bytes"},
 	}
 	for _, tt := range tests {
 		a := valid()
@@ -253,20 +290,34 @@ func TestCheckUnpack(t *testing.T) {
 	}
 }
 
-func TestEncoderWritesMetaAndCachesKernels(t *testing.T) {
+func TestEncoderRecordsInOrderAndCachesKernels(t *testing.T) {
 	c := newMatmulCase(t, SIMD4, quant.Format{Mode: quant.Affine, Bits: 4, GroupSize: 32}, quant.BF16)
 	drv := c.dev.drv.(*fakeDriver)
 	e := c.dev.NewEncoder()
 	require.NoError(t, e.Matmul(SIMD4, c.args))
 	second := *c.args
+	c.args.M = 2 // after recording: not seen by the first dispatch
 	second.M = 1
 	require.NoError(t, e.Matmul(SIMD4, &second))
+	c.args.M = 3
 	assert.Equal(t, 2, e.Len())
 	assert.Empty(t, drv.ran, "nothing runs before Commit")
 	require.NoError(t, e.Commit())
-	// Each kernel read the parameters written for it, in order.
+	// Each kernel got the parameters recorded with it, in order, though
+	// the caller changed its arguments in between.
 	assert.Equal(t, []string{"simd4 M=3 N=16 K=128", "simd4 M=1 N=16 K=128"}, drv.ran)
-	assert.Equal(t, 1, drv.compiles[SIMD4], "compiled once, then cached")
+	v := Variant{Kernel: SIMD4, Format: c.args.Format, Act: quant.F32, Scale: quant.BF16}
+	assert.Equal(t, map[Variant]int{v: 1}, drv.compiles, "compiled once, then cached")
+	assert.Equal(t, "simd4 affine 4-bit group 32, F32 x, BF16 scales", v.String())
+
+	// Another activation dtype is another variant.
+	e = c.dev.NewEncoder()
+	half := *c.args
+	half.Act, half.X, half.Y = quant.F16, c.realloc(quant.F16, 8, 128), c.realloc(quant.F16, 8, 16)
+	require.NoError(t, e.Matmul(SIMD4, &half))
+	require.NoError(t, e.Commit())
+	v.Act = quant.F16
+	assert.Equal(t, 1, drv.compiles[v])
 
 	assert.ErrorIs(t, e.Commit(), ErrClosed)
 	assert.ErrorIs(t, e.Matmul(SIMD4, c.args), ErrClosed)
@@ -282,9 +333,9 @@ func TestEncoderWritesMetaAndCachesKernels(t *testing.T) {
 func TestEncoderUnsupportedKernel(t *testing.T) {
 	c := newMatmulCase(t, SIMD4, quant.Format{Mode: quant.Affine, Bits: 4, GroupSize: 32}, quant.F32)
 	c.dev = NewDevice("fake", newFake(PerElement, Unpack))
-	c.args.X, c.args.W, c.args.Scales, c.args.Biases, c.args.Y, c.args.Meta = c.realloc(quant.F32, 8, 128),
+	c.args.X, c.args.W, c.args.Scales, c.args.Biases, c.args.Y = c.realloc(quant.F32, 8, 128),
 		c.realloc(quant.U8, 16, 128), c.realloc(quant.F32, 16, 4), c.realloc(quant.F32, 16, 4),
-		c.realloc(quant.F32, 8, 16), c.realloc(quant.U8, 32)
+		c.realloc(quant.F32, 8, 16)
 	err := c.dev.NewEncoder().Matmul(SIMD4, c.args)
 	assert.ErrorIs(t, err, ErrUnsupported)
 	assert.NoError(t, c.dev.NewEncoder().Matmul(PerElement, c.args))
@@ -306,7 +357,14 @@ func TestBuffers(t *testing.T) {
 	_, err = d.Alloc(quant.InvalidDType, 4)
 	assert.ErrorIs(t, err, ErrArgs)
 	assert.ErrorContains(t, d.Upload(b, make([]byte, 31)), "upload of 31 bytes into BF16[3 5] (30 bytes)")
-	assert.ErrorContains(t, d.UploadFloat32(b, []float32{1}), "float32 upload into BF16[3 5]")
+	require.NoError(t, d.UploadFloat32(b, []float32{1, 1.00390625, 3.1415926}))
+	back := make([]float32, 3)
+	require.NoError(t, d.DownloadFloat32(back, b))
+	assert.Equal(t, []float32{1, 1, 3.140625}, back, "rounded to bfloat16, nearest even")
+	u, err := d.Alloc(quant.U8, 4)
+	require.NoError(t, err)
+	assert.ErrorContains(t, d.UploadFloat32(u, []float32{1}), "float32 upload into U8[4]")
+	assert.ErrorContains(t, d.DownloadFloat32(back, u), "float32 download from U8[4]")
 
 	f, err := d.Alloc(quant.F32, 4)
 	require.NoError(t, err)
@@ -344,4 +402,20 @@ func TestRegistry(t *testing.T) {
 	_, err = Open("tpu")
 	assert.ErrorIs(t, err, ErrUnknownBackend)
 	assert.ErrorContains(t, err, `unknown backend "tpu", want auto or one of`)
+}
+
+func TestPrecision(t *testing.T) {
+	assert.Equal(t, []float64{1e-5, 1e-3, 1e-2, 1e-2}, []float64{Float32.Tolerance(), TF32.Tolerance(), Float16.Tolerance(), BFloat16.Tolerance()})
+	assert.Equal(t, "bfloat16", BFloat16.String())
+	assert.Equal(t, Float16, ActPrecision(quant.F16))
+	assert.Equal(t, BFloat16, ActPrecision(quant.BF16))
+	assert.Equal(t, Float32, ActPrecision(quant.F32))
+	for s, want := range map[string]quant.DType{"f32": quant.F32, "F16": quant.F16, "bfloat16": quant.BF16, "bf16": quant.BF16} {
+		got, err := ParseActDType(s)
+		require.NoError(t, err)
+		assert.Equal(t, want, got, s)
+	}
+	_, err := ParseActDType("f64")
+	assert.ErrorIs(t, err, ErrArgs)
+	assert.ErrorContains(t, err, `activation dtype "f64", want f32, f16 or bf16`)
 }

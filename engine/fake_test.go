@@ -8,10 +8,11 @@ import (
 // fakeDriver keeps memory on the host and records what runs, so the
 // engine's checks and bookkeeping can be tested without a backend.
 type fakeDriver struct {
-	kernels  []Kernel
-	compiles map[Kernel]int
-	ran      []string
-	closed   bool
+	kernels   []Kernel
+	compiles  map[Variant]int
+	crossover int
+	ran       []string
+	closed    bool
 }
 
 type fakeMem struct{ data []byte }
@@ -20,7 +21,7 @@ func newFake(kernels ...Kernel) *fakeDriver {
 	if kernels == nil {
 		kernels = Kernels()
 	}
-	return &fakeDriver{kernels: kernels, compiles: map[Kernel]int{}}
+	return &fakeDriver{kernels: kernels, compiles: map[Variant]int{}, crossover: 8}
 }
 
 func (f *fakeDriver) Name() string                    { return "fake device" }
@@ -35,10 +36,13 @@ func (f *fakeDriver) Download(b []byte, m Memory) error {
 	return nil
 }
 
-func (f *fakeDriver) Compile(k Kernel) (Compiled, error) {
-	f.compiles[k]++
-	return k, nil
+func (f *fakeDriver) Compile(v Variant) (Compiled, error) {
+	f.compiles[v]++
+	return v.Kernel, nil
 }
+
+func (f *fakeDriver) Precision(v Variant) Precision { return ActPrecision(v.Act) }
+func (f *fakeDriver) Crossover(Params) int          { return f.crossover }
 
 type fakeQueue struct {
 	drv  *fakeDriver
@@ -52,9 +56,8 @@ func (q *fakeQueue) Write(m Memory, b []byte) error {
 }
 
 func (q *fakeQueue) Matmul(c Compiled, a *MatmulArgs) error {
-	meta := a.Meta.mem.(*fakeMem)
+	p := a.Params
 	q.work = append(q.work, func() {
-		p, _ := ParseMeta(meta.data)
 		q.drv.ran = append(q.drv.ran, fmt.Sprintf("%v M=%d N=%d K=%d", c, p.M, p.N, p.K))
 	})
 	return nil

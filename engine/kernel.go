@@ -3,6 +3,7 @@ package engine
 import (
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/mlxq/mlxq/quant"
 )
@@ -14,7 +15,9 @@ type Kernel uint8
 //
 //	y[m,n] = Σ_k x[m,k]·w[n,k] (+ bias[n])
 //
-// for the m < M rows of x, where w is the dequantized weight.
+// for the m < M rows of x, where w is the dequantized weight. The first
+// seven entries are the reference design's family; QMV and QMM read MLX's
+// packed words of every format as stored.
 const (
 	// PerElement computes one output per thread from unpacked codes; it
 	// takes every format: affine with any bit width and group size, and
@@ -35,6 +38,14 @@ const (
 	PackedSIMD4B4
 	// Unpack expands packed codes of any width into one byte per code.
 	Unpack
+	// QMV is the packed matrix-vector kernel, for few rows of x (decoding):
+	// it reads the packed words of every mode, width and group size as
+	// stored and decodes them as it goes, once per few rows of x.
+	QMV
+	// QMM is the packed matrix-matrix kernel, for many rows of x
+	// (prefill): it decodes tiles of the packed weight once and reuses
+	// each across tiles of rows of x.
+	QMM
 	numKernels
 )
 
@@ -47,6 +58,14 @@ const (
 	// Codes is one U8 per code, [N, K], made by the Unpack kernel.
 	Codes
 )
+
+// CodeBytes returns the bytes of rows×cols codes of width bits in layout l.
+func (l Layout) CodeBytes(rows, cols, bits int) int {
+	if l == Packed {
+		return rows * quant.RowBytes(cols, bits)
+	}
+	return rows * cols
+}
 
 func (l Layout) String() string {
 	if l == Packed {
@@ -77,6 +96,8 @@ var specs = [numKernels]Spec{
 	SIMD4GS64:     {Name: "simd4_gs64", Layout: Codes, Modes: []quant.Mode{quant.Affine}, GroupSizes: []int{64}},
 	PackedSIMD4B4: {Name: "packed_simd4_b4", Layout: Packed, Modes: []quant.Mode{quant.Affine}, Bits: []int{4}, GroupSizes: []int{32}},
 	Unpack:        {Name: "unpack", Layout: Packed, Modes: allModes},
+	QMV:           {Name: "qmv", Layout: Packed, Modes: allModes},
+	QMM:           {Name: "qmm", Layout: Packed, Modes: allModes},
 }
 
 // Kernels returns every kernel of the catalog, in catalog order.
@@ -105,6 +126,15 @@ func (k Kernel) Spec() Spec {
 // String returns the kernel's catalog name, such as "packed_simd4_b4".
 func (k Kernel) String() string { return k.Spec().Name }
 
+// KernelNames returns the names of ks, comma-separated.
+func KernelNames(ks []Kernel) string {
+	names := make([]string, len(ks))
+	for i, k := range ks {
+		names[i] = k.String()
+	}
+	return strings.Join(names, ", ")
+}
+
 // ParseKernel returns the kernel with the given catalog name.
 func ParseKernel(name string) (Kernel, error) {
 	for k, s := range specs {
@@ -117,6 +147,24 @@ func ParseKernel(name string) (Kernel, error) {
 		names[k] = specs[k].Name
 	}
 	return 0, fmt.Errorf("%w: unknown kernel %q, want one of %v", ErrArgs, name, names)
+}
+
+// Variant is one instantiation of a kernel, the unit a backend compiles:
+// the kernel, the weight format, the activation dtype (x and y) and the
+// dtype of the scales (and biases). The unpack kernel varies only with the
+// bit width.
+type Variant struct {
+	Kernel Kernel
+	quant.Format
+	Act, Scale quant.DType
+}
+
+// String formats v as "qmv affine 4-bit group 64, BF16 x, BF16 scales".
+func (v Variant) String() string {
+	if v.Kernel == Unpack {
+		return fmt.Sprintf("%s %d-bit", v.Kernel, v.Bits)
+	}
+	return fmt.Sprintf("%s %v, %v x, %v scales", v.Kernel, v.Format, v.Act, v.Scale)
 }
 
 // Accepts reports whether the kernel takes weights of format f, and if not,

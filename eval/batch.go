@@ -15,8 +15,9 @@ import (
 )
 
 // A Batch is a config made ready to run: its models and devices open and
-// its cases listed. A case is one layer at one sequence length on one
-// backend with one kernel. Close releases what Open opened.
+// its cases listed. A case is one layer at one sequence length and one
+// activation dtype on one backend with one kernel. Close releases what
+// Open opened.
 type Batch struct {
 	cfg     *Config
 	models  []*loader.Model
@@ -120,8 +121,8 @@ func (b *Batch) open() error {
 				return err
 			}
 			t.choices = append(t.choices, choices)
-			b.cases += len(choices) * len(cfg.SeqLens)
-			b.skipped += skipped * len(cfg.SeqLens)
+			b.cases += len(choices) * len(cfg.SeqLens) * len(cfg.DTypes)
+			b.skipped += skipped * len(cfg.SeqLens) * len(cfg.DTypes)
 		}
 	}
 	if b.cases == 0 {
@@ -221,7 +222,7 @@ func kernelChoices(cfg *Config, t *target, dev *engine.Device) ([]choice, int, e
 		key := fmt.Sprintf("kernels[%d]", i)
 		switch name {
 		case KernelsPlan:
-			p, err := dev.Plan(t.Format, 1)
+			p, err := dev.Plan(engine.Params{M: 1, N: t.out, K: t.in, Format: t.Format, Act: quant.F32})
 			if err != nil {
 				return nil, 0, &ConfigError{File: cfg.File, Key: key, Msg: fmt.Sprintf("layer %s of %s on %s: %v", t.name, t.model, dev.Backend(), err)}
 			}

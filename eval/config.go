@@ -1,5 +1,7 @@
 package eval
 
+import "github.com/mlxq/mlxq/engine"
+
 // Config is one evaluation: which layers to run, at which sizes, on which
 // backends and kernels, how to check and time them, and where to write the
 // reports. Its fields carry the keys of the YAML file; docs/eval.md
@@ -14,6 +16,9 @@ type Config struct {
 	Synthetic []Synthetic `mapstructure:"synthetic" json:"synthetic,omitempty"`
 	// SeqLens are the rows M of x each layer runs with.
 	SeqLens []int `mapstructure:"seq_lens" json:"seq_lens"`
+	// DTypes are the activation dtypes (of x and y) each layer runs with:
+	// f32, f16 or bf16.
+	DTypes []string `mapstructure:"dtypes" json:"dtypes"`
 	// Backends are engine backend names, or "auto".
 	Backends []string `mapstructure:"backends" json:"backends"`
 	// Kernels are catalog kernel names, "plan" for the kernel the plan
@@ -99,13 +104,13 @@ type Tolerance struct {
 }
 
 // For returns the tolerance of precision p.
-func (t Tolerance) For(p Precision) float64 {
+func (t Tolerance) For(p engine.Precision) float64 {
 	switch p {
-	case TF32:
+	case engine.TF32:
 		return t.TF32
-	case Float16:
+	case engine.Float16:
 		return t.Float16
-	case BFloat16:
+	case engine.BFloat16:
 		return t.BFloat16
 	}
 	return t.Float32
@@ -128,6 +133,7 @@ type Output struct {
 // defaults are the values of the keys a file leaves out.
 var defaults = map[string]any{
 	"seq_lens":           []int{1},
+	"dtypes":             []string{"f32"},
 	"backends":           []string{"auto"},
 	"kernels":            []string{KernelsPlan},
 	"warmup":             1,
@@ -136,10 +142,10 @@ var defaults = map[string]any{
 	"copy_bandwidth":     true,
 	"input.distribution": "normal",
 	"input.seed":         1,
-	"tolerance.float32":  1e-5,
-	"tolerance.tf32":     1e-3,
-	"tolerance.float16":  1e-2,
-	"tolerance.bfloat16": 1e-2,
+	"tolerance.float32":  engine.Float32.Tolerance(),
+	"tolerance.tf32":     engine.TF32.Tolerance(),
+	"tolerance.float16":  engine.Float16.Tolerance(),
+	"tolerance.bfloat16": engine.BFloat16.Tolerance(),
 	"output.dir":         "",
 	"output.formats":     []string{"json", "csv", "markdown", "svg"},
 	"output.chart":       "gbps",

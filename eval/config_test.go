@@ -88,7 +88,8 @@ func TestSchemaErrors(t *testing.T) {
 		{"negative check rows", ok + "check_rows: -2\n", `x.yaml: check_rows: -2, want at least 0`},
 		{"unknown backend", ok + "backends: [cpu, tpu]\n", `x.yaml: backends[1]: unknown backend "tpu", want one of cpu, auto`},
 		{"empty backends", ok + "backends: []\n", `x.yaml: backends: empty, want at least one backend`},
-		{"unknown kernel", ok + "kernels: [plan, qmv]\n", `x.yaml: kernels[1]: unknown kernel "qmv", want plan, all or one of per_element, tiled, simd, simd4, simd4_gs64, packed_simd4_b4`},
+		{"unknown kernel", ok + "kernels: [plan, qmv_fast]\n", `x.yaml: kernels[1]: unknown kernel "qmv_fast", want plan, all or one of per_element, tiled, simd, simd4, simd4_gs64, packed_simd4_b4, qmv, qmm`},
+		{"empty dtypes", ok + "dtypes: []\n", `x.yaml: dtypes: empty, want at least one of f32, f16 and bf16`},
 		{"all not alone", ok + "kernels: [all, plan]\n", `x.yaml: kernels[0]: "all" runs every kernel: list it alone`},
 		{"unknown mode", "synthetic: [{rows: 64, cols: 64, mode: int4}]\n", `x.yaml: synthetic[0]: unsupported quantization format: mode "int4", want affine, mxfp4, mxfp8 or nvfp4`},
 		{"unknown model mode", "models: [{path: embedded, mode: int4}]\n", `x.yaml: models[0]: unsupported quantization format: mode "int4"`},
@@ -175,8 +176,9 @@ func TestKernelsAll(t *testing.T) {
 	yaml := "models: [{path: " + mixed + ", layers: [model.layers.0.self_attn.q_proj, model.layers.1.self_attn.k_proj]}]\nbackends: [cpu]\nkernels: all\nseq_lens: [1, 3]\n"
 	_, b, err := load(t, yaml, nil)
 	require.NoError(t, err)
-	// q_proj (affine 2-bit g32): per_element, tiled, simd, simd4; k_proj (nvfp4): per_element.
-	assert.Equal(t, 2*(4+1), b.Cases())
+	// q_proj (affine 2-bit g32): per_element, tiled, simd, simd4, qmv, qmm;
+	// k_proj (nvfp4): per_element, qmv, qmm.
+	assert.Equal(t, 2*(6+3), b.Cases())
 	assert.Equal(t, 2*(2+5), b.Skipped())
 }
 

@@ -71,6 +71,7 @@ var csvColumns = []struct {
 	{"m", func(c *Case) string { return strconv.Itoa(c.M) }},
 	{"n", func(c *Case) string { return strconv.Itoa(c.N) }},
 	{"k", func(c *Case) string { return strconv.Itoa(c.K) }},
+	{"dtype", func(c *Case) string { return c.DType }},
 	{"backend", func(c *Case) string { return c.Backend }},
 	{"device", func(c *Case) string { return c.Device }},
 	{"kernel", func(c *Case) string { return c.Kernel }},

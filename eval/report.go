@@ -70,6 +70,8 @@ type Case struct {
 	Kernel  string `json:"kernel"`
 	// Planned reports that the kernel is the one the plan picks.
 	Planned bool `json:"planned"`
+	// DType is the activation dtype, of x and y: f32, f16 or bf16.
+	DType string `json:"dtype"`
 	// Precision is the kernel's arithmetic, which sets the tolerance.
 	Precision string `json:"precision"`
 	// Warmup untimed runs preceded Repeat timed ones.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"runtime"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/mlxq/mlxq/engine"
@@ -65,6 +66,12 @@ type runner struct {
 	progress Progress
 }
 
+// refKey identifies the x of a reference: its rows and dtype.
+type refKey struct {
+	m  int
+	dt string
+}
+
 // refRows is the float64 reference for some rows of y.
 type refRows struct {
 	rows []int
@@ -78,35 +85,48 @@ func (r *runner) target(t *target) bool {
 	}
 	cfg := r.b.cfg
 	mat, bias, matErr := t.matrix(cfg.Input.Seed)
-	refs := map[int]refRows{}
+	refs := map[refKey]refRows{}
 	maxSeqLen := slices.Max(cfg.SeqLens)
 	for di, dev := range r.b.devices {
 		for _, ch := range t.choices[di] {
-			var l *layers.QuantLinear
-			err := matErr
-			if err == nil {
-				var opts []layers.Option
-				if !ch.plan {
-					opts = append(opts, layers.WithKernel(ch.kernel))
-				}
-				l, err = layers.New(dev, t.name, mat, bias, maxSeqLen, opts...)
-			}
-			for _, m := range cfg.SeqLens {
-				if r.ctx.Err() != nil {
-					closeLayer(l)
+			for _, name := range cfg.DTypes {
+				dt, _ := engine.ParseActDType(name)
+				if !r.layerCases(t, di, dev, ch, dt, mat, bias, matErr, refs, maxSeqLen) {
 					return false
 				}
-				c := t.newCase(r.report.Devices[di], dev, ch, m, cfg)
-				r.progress(len(r.report.Cases), r.b.cases, fmt.Sprintf("%s M=%d %s %s", t.name, m, dev.Backend(), c.Kernel))
-				if err != nil {
-					c.Error = err.Error()
-				} else {
-					r.run(&c, t, l, mat, bias, refs)
-				}
-				r.report.Cases = append(r.report.Cases, c)
 			}
-			closeLayer(l)
 		}
+	}
+	return true
+}
+
+// layerCases runs the cases of one layer built on one device with one
+// kernel choice and activation dtype, one per M, and reports false if
+// interrupted.
+func (r *runner) layerCases(t *target, di int, dev *engine.Device, ch choice, dt quant.DType, mat *quant.Matrix, bias []float32,
+	err error, refs map[refKey]refRows, maxSeqLen int) bool {
+	cfg := r.b.cfg
+	var l *layers.QuantLinear
+	if err == nil {
+		opts := []layers.Option{layers.WithDType(dt)}
+		if !ch.plan {
+			opts = append(opts, layers.WithKernel(ch.kernel))
+		}
+		l, err = layers.New(dev, t.name, mat, bias, maxSeqLen, opts...)
+	}
+	defer closeLayer(l)
+	for _, m := range cfg.SeqLens {
+		if r.ctx.Err() != nil {
+			return false
+		}
+		c := t.newCase(r.report.Devices[di], dev, ch, m, dt, cfg)
+		r.progress(len(r.report.Cases), r.b.cases, fmt.Sprintf("%s M=%d %s %s %s", t.name, m, c.DType, dev.Backend(), c.Kernel))
+		if err != nil {
+			c.Error = err.Error()
+		} else {
+			r.run(&c, t, l, mat, bias, refs)
+		}
+		r.report.Cases = append(r.report.Cases, c)
 	}
 	return true
 }
@@ -127,39 +147,44 @@ func (t *target) matrix(seed uint64) (*quant.Matrix, []float32, error) {
 }
 
 // newCase describes a case before it runs.
-func (t *target) newCase(d Device, dev *engine.Device, ch choice, m int, cfg *Config) Case {
+func (t *target) newCase(d Device, dev *engine.Device, ch choice, m int, dt quant.DType, cfg *Config) Case {
 	c := Case{
 		Model: t.model, Layer: t.name, Mode: t.Mode.String(), Bits: t.Bits, GroupSize: t.GroupSize, ScaleDType: t.scaleType.String(),
-		M: m, N: t.out, K: t.in, Backend: d.Backend, Device: d.Name, Kernel: ch.kernel.String(), Planned: ch.plan,
+		M: m, N: t.out, K: t.in, DType: strings.ToLower(dt.String()), Backend: d.Backend, Device: d.Name, Kernel: ch.kernel.String(), Planned: ch.plan,
 		Warmup: cfg.Warmup, Repeat: cfg.Repeat,
 	}
-	if p, err := dev.Plan(t.Format, m); err == nil {
+	if p, err := dev.Plan(engine.Params{M: m, N: t.out, K: t.in, Format: t.Format, Act: dt}); err == nil {
 		if ch.plan {
 			c.Kernel = p.Kernel.String()
 		}
 		c.Planned = p.Kernel == ch.kernel || ch.plan
 	}
 	k, _ := engine.ParseKernel(c.Kernel)
-	c.Precision = PrecisionOf(k).String()
-	c.Tolerance = cfg.Tolerance.For(PrecisionOf(k))
+	prec := dev.Precision(engine.Variant{Kernel: k, Format: t.Format, Act: dt, Scale: t.scaleType})
+	c.Precision = prec.String()
+	c.Tolerance = cfg.Tolerance.For(prec)
 	return c
 }
 
 // run times case c on layer l and checks it against the reference,
 // computed once per M for all the layer's cases.
-func (r *runner) run(c *Case, t *target, l *layers.QuantLinear, mat *quant.Matrix, bias []float32, refs map[int]refRows) {
+func (r *runner) run(c *Case, t *target, l *layers.QuantLinear, mat *quant.Matrix, bias []float32, refs map[refKey]refRows) {
 	cfg := r.b.cfg
 	x := inputRows(cfg.Input.Distribution, cfg.Input.Seed, t.model+"\x00"+t.name, c.M, t.in, allRows(c.M))
+	for i, v := range x {
+		x[i] = l.DType.Round(v)
+	}
 	y, tm, err := Measure(l, x, c.M, cfg.Warmup, cfg.Repeat)
 	if err != nil {
 		c.Error = err.Error()
 		return
 	}
-	ref, ok := refs[c.M]
+	key := refKey{c.M, c.DType}
+	ref, ok := refs[key]
 	if !ok {
 		ref.rows = checkRows(c.M, cfg.CheckRows)
 		ref.y = reference(gatherRows(x, ref.rows, t.in), len(ref.rows), mat, bias)
-		refs[c.M] = ref
+		refs[key] = ref
 	}
 	sec := tm.Median.Seconds()
 	c.MedianUS, c.MinUS, c.MaxUS = sec*1e6, tm.Min.Seconds()*1e6, tm.Max.Seconds()*1e6

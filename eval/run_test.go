@@ -32,7 +32,7 @@ func small(t *testing.T) string {
 		"synthetic:\n" +
 		"  - {rows: 40, cols: 64, mode: mxfp4}\n" +
 		"  - {name: wide, rows: 24, cols: 128, bits: 3, group_size: 32, scale_dtype: f16, bias: true}\n" +
-		"seq_lens: [1, 5]\n" +
+		"seq_lens: [1, 33]\n" +
 		"backends: [cpu]\n" +
 		"kernels: [plan, per_element]\n" +
 		"repeat: 2\n" +
@@ -57,7 +57,7 @@ func TestRun(t *testing.T) {
 		calls = append(calls, name)
 	})
 	require.Len(t, r.Cases, 16)
-	assert.Equal(t, "model.layers.0.self_attn.k_proj M=1 cpu packed_simd4_b4", calls[0])
+	assert.Equal(t, "model.layers.0.self_attn.k_proj M=1 f32 cpu qmv", calls[0])
 	assert.Empty(t, calls[16], "the last call clears")
 	assert.Equal(t, 16, r.Passed)
 	assert.Zero(t, r.Failed)
@@ -87,30 +87,45 @@ func TestRun(t *testing.T) {
 		assert.Equal(t, 2, c.Repeat)
 		assert.Empty(t, c.Error)
 	}
-	assert.Equal(t, []key{
-		{"model.layers.0.self_attn.k_proj", "packed_simd4_b4", 1, true},
-		{"model.layers.0.self_attn.k_proj", "packed_simd4_b4", 5, true},
-		{"model.layers.0.self_attn.k_proj", "per_element", 1, false},
-		{"model.layers.0.self_attn.k_proj", "per_element", 5, false},
-		{"model.layers.1.mlp.switch_mlp.gate_proj[0]", "simd4_gs64", 1, true},
-		{"model.layers.1.mlp.switch_mlp.gate_proj[0]", "simd4_gs64", 5, true},
-		{"model.layers.1.mlp.switch_mlp.gate_proj[0]", "per_element", 1, false},
-		{"model.layers.1.mlp.switch_mlp.gate_proj[0]", "per_element", 5, false},
-		{"40x64 mxfp4", "per_element", 1, true},
-		{"40x64 mxfp4", "per_element", 5, true},
-		{"40x64 mxfp4", "per_element", 1, true},
-		{"40x64 mxfp4", "per_element", 5, true},
-		{"wide", "simd4", 1, true},
-		{"wide", "simd4", 5, true},
-		{"wide", "per_element", 1, false},
-		{"wide", "per_element", 5, false},
-	}, got)
+	// The plan runs qmv at M = 1 and qmm at M = 33 (above the CPU's
+	// crossover) on every format.
+	var want []key
+	for _, layer := range []string{"model.layers.0.self_attn.k_proj", "model.layers.1.mlp.switch_mlp.gate_proj[0]", "40x64 mxfp4", "wide"} {
+		want = append(want, key{layer, "qmv", 1, true}, key{layer, "qmm", 33, true}, key{layer, "per_element", 1, false}, key{layer, "per_element", 33, false})
+	}
+	assert.Equal(t, want, got)
 	c := r.Cases[12]
 	assert.Equal(t, eval.Case{Model: "synthetic", Layer: "wide", Mode: "affine", Bits: 3, GroupSize: 32, ScaleDType: "F16", M: 1, N: 24, K: 128,
-		Backend: "cpu", Device: r.Devices[0].Name, Kernel: "simd4", Planned: true, Precision: "float32", Warmup: 1, Repeat: 2, Bytes: c.Bytes,
+		DType: "f32", Backend: "cpu", Device: r.Devices[0].Name, Kernel: "qmv", Planned: true, Precision: "float32", Warmup: 1, Repeat: 2, Bytes: c.Bytes,
 		MedianUS: c.MedianUS, MinUS: c.MinUS, MaxUS: c.MaxUS, GBps: c.GBps, GFLOPs: c.GFLOPs, RelErr: c.RelErr, CheckedRows: 1,
 		Tolerance: 1e-5, Pass: true}, c)
 	assert.Equal(t, 24*128*3/8+2*24*4*2, c.Bytes)
+}
+
+// The dtypes axis builds each layer for every activation dtype; 16-bit
+// cases are held to the 16-bit tolerance on their rounded x.
+func TestDTypes(t *testing.T) {
+	_, b, err := load(t, small(t), map[string]string{"dtypes": "f32,f16,bf16", "kernels": "plan"})
+	require.NoError(t, err)
+	require.Equal(t, 4*2*3, b.Cases())
+	r := b.Run(context.Background(), nil)
+	require.Len(t, r.Cases, 24)
+	seen := map[string]int{}
+	for _, c := range r.Cases {
+		seen[c.DType]++
+		assert.True(t, c.Pass, "%+v", c)
+		want := map[string]string{"f32": "float32", "f16": "float16", "bf16": "bfloat16"}[c.DType]
+		assert.Equal(t, want, c.Precision, "%s %s", c.Layer, c.DType)
+		if c.DType != "f32" {
+			assert.Equal(t, 1e-2, c.Tolerance)
+			assert.Less(t, float64(c.RelErr), 1e-2)
+			assert.Greater(t, float64(c.RelErr), 1e-6, "%s %s: y is rounded to 16 bits", c.Layer, c.DType)
+		}
+	}
+	assert.Equal(t, map[string]int{"f32": 8, "f16": 8, "bf16": 8}, seen)
+
+	_, _, err = load(t, small(t), map[string]string{"dtypes": "f32,int8"})
+	assert.ErrorContains(t, err, `dtypes[1]: unknown activation dtype "int8", want f32, f16 or bf16`)
 }
 
 // The same seed gives the same inputs and weights, so the same errors.
@@ -227,7 +242,7 @@ func TestReportFiles(t *testing.T) {
 	require.Len(t, rows, 1+len(r.Cases), "a header and a row per case")
 	assert.Contains(t, rows[0], "| LAYER |")
 	assert.Contains(t, rows[13], "| wide |")
-	assert.Contains(t, rows[13], "| simd4 (plan) |")
+	assert.Contains(t, rows[13], "| qmv (plan) |")
 	assert.Contains(t, string(md), "on at most 3 rows of y per case")
 
 	svg, err := os.ReadFile(files[3])
@@ -240,7 +255,7 @@ func TestReportFiles(t *testing.T) {
 	}
 	require.NoError(t, xml.Unmarshal(svg, &doc))
 	assert.Len(t, doc.Rects, 1+2+len(r.Cases), "background, legend, a bar per case")
-	assert.Contains(t, doc.Texts, "synthetic: wide M=1 simd4", "labels name the model when there are several")
+	assert.Contains(t, doc.Texts, "synthetic: wide M=1 qmv", "labels name the model when there are several")
 	assert.Contains(t, doc.Texts[0], "GB/s")
 
 	pf, err := os.Open(files[4])

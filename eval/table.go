@@ -12,7 +12,7 @@ import (
 )
 
 // tableHeader heads the summary and Markdown tables.
-var tableHeader = []string{"MODEL", "LAYER", "N×K", "FORMAT", "M", "BACKEND", "KERNEL", "µs", "GB/s", "COPY", "GFLOP/s", "REL ERR", "TOL", "RESULT"}
+var tableHeader = []string{"MODEL", "LAYER", "N×K", "FORMAT", "M", "DTYPE", "BACKEND", "KERNEL", "µs", "GB/s", "COPY", "GFLOP/s", "REL ERR", "TOL", "RESULT"}
 
 // row formats the case for the summary and Markdown tables.
 func (c Case) row() []string {
@@ -28,7 +28,7 @@ func (c Case) row() []string {
 	if c.CopyFraction > 0 {
 		copyPct = fmt.Sprintf("%.0f%%", 100*c.CopyFraction)
 	}
-	row := []string{c.Model, c.Layer, fmt.Sprintf("%d×%d", c.N, c.K), format, strconv.Itoa(c.M), c.Backend, kernel}
+	row := []string{c.Model, c.Layer, fmt.Sprintf("%d×%d", c.N, c.K), format, strconv.Itoa(c.M), c.DType, c.Backend, kernel}
 	if c.Error != "" {
 		return append(row, "-", "-", "-", "-", "-", fmt.Sprintf("%.0e", c.Tolerance), "ERROR")
 	}

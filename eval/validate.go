@@ -89,6 +89,14 @@ func (c *Config) Validate() error {
 			bad(fmt.Sprintf("seq_lens[%d]", i), "%d, want at least 1", m)
 		}
 	}
+	if len(c.DTypes) == 0 {
+		bad("dtypes", "empty, want at least one of f32, f16 and bf16")
+	}
+	for i, d := range c.DTypes {
+		if _, err := engine.ParseActDType(d); err != nil {
+			bad(fmt.Sprintf("dtypes[%d]", i), "unknown activation dtype %q, want f32, f16 or bf16", d)
+		}
+	}
 	if len(c.Backends) == 0 {
 		bad("backends", "empty, want at least one backend")
 	}
@@ -111,7 +119,7 @@ func (c *Config) Validate() error {
 			}
 		default:
 			if _, err := engine.ParseKernel(k); err != nil {
-				bad(key, "unknown kernel %q, want plan, all or one of %s", k, kernelNames())
+				bad(key, "unknown kernel %q, want plan, all or one of %s", k, engine.KernelNames(engine.MatmulKernels()))
 			}
 		}
 	}
@@ -144,15 +152,6 @@ func (c *Config) Validate() error {
 		bad("output.chart", "unknown quantity %q, want %s or %s", c.Output.Chart, ChartGBps, ChartTFLOPs)
 	}
 	return errors.Join(errs...)
-}
-
-// kernelNames lists the catalog's matrix product kernels.
-func kernelNames() string {
-	var names []string
-	for _, k := range engine.MatmulKernels() {
-		names = append(names, k.String())
-	}
-	return strings.Join(names, ", ")
 }
 
 // format returns the format a model entry gives its file, and whether it

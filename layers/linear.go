@@ -4,6 +4,7 @@ package layers
 import (
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/mlxq/mlxq/engine"
 	"github.com/mlxq/mlxq/loader"
@@ -15,7 +16,7 @@ var ErrSeqLen = errors.New("sequence longer than max_seq_len")
 
 // QuantLinear is a quantized Linear layer, y = x·dequant(W)^T + bias, with
 // its weights on a device in the layout its plan needs, and x and y buffers
-// allocated once for MaxSeqLen rows.
+// of its activation dtype allocated once for MaxSeqLen rows.
 type QuantLinear struct {
 	Name string
 	quant.Format
@@ -23,6 +24,9 @@ type QuantLinear struct {
 	In, Out int
 	// MaxSeqLen is the most rows of x one forward pass takes.
 	MaxSeqLen int
+	// DType is the activation dtype, of x and y: F32 (the default), F16
+	// or BF16. Kernels accumulate in float32 whatever it is.
+	DType quant.DType
 
 	dev    *engine.Device
 	kernel *engine.Kernel // fixed by WithKernel, else planned per call
@@ -30,7 +34,7 @@ type QuantLinear struct {
 	bytes  int
 
 	w, scales, biases, bias *engine.Buffer
-	x, y, meta              *engine.Buffer
+	x, y                    *engine.Buffer
 }
 
 // An Option changes how a layer is built.
@@ -40,6 +44,12 @@ type Option func(*QuantLinear)
 // plan picks; building fails if k does not take the layer's format.
 func WithKernel(k engine.Kernel) Option {
 	return func(l *QuantLinear) { l.kernel = &k }
+}
+
+// WithDType builds the layer for activations of dtype dt (F32, F16 or
+// BF16): its x and y buffers hold dt, and Encode takes x of dt.
+func WithDType(dt quant.DType) Option {
+	return func(l *QuantLinear) { l.DType = dt }
 }
 
 // Load builds the layer from a loaded 2-D layer of a model.
@@ -75,10 +85,13 @@ func New(dev *engine.Device, name string, m *quant.Matrix, bias []float32, maxSe
 	if bias != nil && len(bias) != m.Rows {
 		return nil, fmt.Errorf("layer %s: bias of %d values, want %d", name, len(bias), m.Rows)
 	}
-	l := &QuantLinear{Name: name, Format: m.Format, In: m.Cols, Out: m.Rows, MaxSeqLen: maxSeqLen, dev: dev,
+	l := &QuantLinear{Name: name, Format: m.Format, In: m.Cols, Out: m.Rows, MaxSeqLen: maxSeqLen, DType: quant.F32, dev: dev,
 		bytes: len(m.Weight) + len(m.Scales) + len(m.Biases)}
 	for _, o := range opts {
 		o(l)
+	}
+	if !slices.Contains(engine.ActDTypes(), l.DType) {
+		return nil, fmt.Errorf("layer %s: %w: activation dtype %v, want F32, F16 or BF16", name, engine.ErrArgs, l.DType)
 	}
 	if l.kernel != nil {
 		if err := l.kernel.Accepts(m.Format); err != nil {
@@ -89,7 +102,7 @@ func New(dev *engine.Device, name string, m *quant.Matrix, bias []float32, maxSe
 		}
 		l.layout = l.kernel.Spec().Layout
 	} else {
-		p, err := dev.Plan(m.Format, 1)
+		p, err := dev.Plan(l.params(1))
 		if err != nil {
 			return nil, fmt.Errorf("layer %s: %w", name, err)
 		}
@@ -117,7 +130,7 @@ func (l *QuantLinear) alloc(dt quant.DType, data []byte, shape ...int) (*engine.
 }
 
 // upload puts the weights on the device in the layer's layout, unpacking
-// the codes there when the layout calls for it, and allocates x, y and meta.
+// the codes there when the layout calls for it, and allocates x and y.
 func (l *QuantLinear) upload(m *quant.Matrix, bias []float32) error {
 	var err error
 	ng := m.Groups()
@@ -134,13 +147,10 @@ func (l *QuantLinear) upload(m *quant.Matrix, bias []float32) error {
 			return err
 		}
 	}
-	if l.x, err = l.alloc(quant.F32, nil, l.MaxSeqLen, l.In); err != nil {
+	if l.x, err = l.alloc(l.DType, nil, l.MaxSeqLen, l.In); err != nil {
 		return err
 	}
-	if l.y, err = l.alloc(quant.F32, nil, l.MaxSeqLen, l.Out); err != nil {
-		return err
-	}
-	if l.meta, err = l.alloc(quant.U8, nil, engine.MetaBytes); err != nil {
+	if l.y, err = l.alloc(l.DType, nil, l.MaxSeqLen, l.Out); err != nil {
 		return err
 	}
 	packed, err := l.alloc(quant.U32, m.Weight, m.Rows, m.RowBytes()/4)
@@ -156,10 +166,15 @@ func (l *QuantLinear) upload(m *quant.Matrix, bias []float32) error {
 		return err
 	}
 	e := l.dev.NewEncoder()
-	if err := e.Unpack(&engine.UnpackArgs{Rows: m.Rows, Cols: m.Cols, Bits: m.Bits, W: packed, Codes: l.w, Meta: l.meta}); err != nil {
+	if err := e.Unpack(&engine.UnpackArgs{Rows: m.Rows, Cols: m.Cols, Bits: m.Bits, W: packed, Codes: l.w}); err != nil {
 		return err
 	}
 	return e.Commit()
+}
+
+// params returns the parameters of the layer's product at m rows.
+func (l *QuantLinear) params(m int) engine.Params {
+	return engine.Params{M: m, N: l.Out, K: l.In, Format: l.Format, Act: l.DType}
 }
 
 // Plan returns the kernel the layer runs at m rows, with its layout.
@@ -167,7 +182,7 @@ func (l *QuantLinear) Plan(m int) (engine.Plan, error) {
 	if l.kernel != nil {
 		return engine.Plan{Kernel: *l.kernel, Layout: l.layout}, nil
 	}
-	p, err := l.dev.Plan(l.Format, m)
+	p, err := l.dev.Plan(l.params(m))
 	if err != nil {
 		return p, err
 	}
@@ -181,20 +196,42 @@ func (l *QuantLinear) Plan(m int) (engine.Plan, error) {
 // (codes, scales and biases), the bytes a forward pass must read at least.
 func (l *QuantLinear) Bytes() int { return l.bytes }
 
+// DeviceBytes returns the size of the device buffers holding the layer's
+// quantized weights (codes in the plan's layout, scales and biases): Bytes
+// with the packed kernels, more where codes are unpacked at load.
+func (l *QuantLinear) DeviceBytes() int {
+	n := l.w.Bytes() + l.scales.Bytes()
+	if l.biases != nil {
+		n += l.biases.Bytes()
+	}
+	return n
+}
+
+// Precision returns the arithmetic the layer's kernel computes in at m
+// rows, which sets the accuracy it is held to.
+func (l *QuantLinear) Precision(m int) (engine.Precision, error) {
+	p, err := l.Plan(m)
+	if err != nil {
+		return 0, err
+	}
+	st := l.scales.DType()
+	return l.dev.Precision(engine.Variant{Kernel: p.Kernel, Format: l.Format, Act: l.DType, Scale: st}), nil
+}
+
 // Device returns the device the layer lives on.
 func (l *QuantLinear) Device() *engine.Device { return l.dev }
 
-// Input returns the layer's x buffer, F32 [MaxSeqLen, In].
+// Input returns the layer's x buffer, [MaxSeqLen, In] of DType.
 func (l *QuantLinear) Input() *engine.Buffer { return l.x }
 
-// Output returns the layer's y buffer, F32 [MaxSeqLen, Out]; Encode writes
-// its first rows.
+// Output returns the layer's y buffer, [MaxSeqLen, Out] of DType; Encode
+// writes its first rows.
 func (l *QuantLinear) Output() *engine.Buffer { return l.y }
 
-// Encode records the layer's product for the first m rows of x (F32, at
-// least m·In values, on the layer's device) into the layer's output buffer,
-// which it returns; the values are there once e is committed. Chaining
-// layers this way keeps the data on the device.
+// Encode records the layer's product for the first m rows of x (of DType,
+// at least m·In values, on the layer's device) into the layer's output
+// buffer, which it returns; the values are there once e is committed.
+// Chaining layers this way keeps the data on the device.
 func (l *QuantLinear) Encode(e *engine.Encoder, x *engine.Buffer, m int) (*engine.Buffer, error) {
 	if m <= 0 || m > l.MaxSeqLen {
 		return nil, fmt.Errorf("layer %s: %w: M = %d, max_seq_len %d", l.Name, ErrSeqLen, m, l.MaxSeqLen)
@@ -204,8 +241,8 @@ func (l *QuantLinear) Encode(e *engine.Encoder, x *engine.Buffer, m int) (*engin
 		return nil, err
 	}
 	err = e.Matmul(p.Kernel, &engine.MatmulArgs{
-		Params: engine.Params{M: m, N: l.Out, K: l.In, Format: l.Format},
-		X:      x, W: l.w, Scales: l.scales, Biases: l.biases, Bias: l.bias, Y: l.y, Meta: l.meta,
+		Params: l.params(m),
+		X:      x, W: l.w, Scales: l.scales, Biases: l.biases, Bias: l.bias, Y: l.y,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("layer %s: %w", l.Name, err)
@@ -214,15 +251,49 @@ func (l *QuantLinear) Encode(e *engine.Encoder, x *engine.Buffer, m int) (*engin
 }
 
 // Forward computes y = x·dequant(W)^T + bias for m rows of x (m·In values,
-// row-major) and returns the m·Out values of y.
+// row-major) and returns the m·Out values of y. x is rounded to the
+// layer's DType on the way in (to nearest even), y widened exactly on the
+// way out.
 func (l *QuantLinear) Forward(x []float32, m int) ([]float32, error) {
+	if err := l.checkRows(len(x), m); err != nil {
+		return nil, err
+	}
+	raw, err := l.forward(l.DType.Bytes(x), m)
+	if err != nil {
+		return nil, err
+	}
+	y := make([]float32, m*l.Out)
+	l.DType.Decode(y, raw)
+	return y, nil
+}
+
+// ForwardRaw is Forward on raw data: x holds m·In little-endian elements
+// of the layer's DType (float32, or the bits of float16 or bfloat16
+// values) and the result m·Out of them, with no conversion on the host.
+func (l *QuantLinear) ForwardRaw(x []byte, m int) ([]byte, error) {
+	size := l.DType.Size()
+	if len(x)%size != 0 {
+		return nil, fmt.Errorf("layer %s: x has %d bytes, not whole %v elements", l.Name, len(x), l.DType)
+	}
+	if err := l.checkRows(len(x)/size, m); err != nil {
+		return nil, err
+	}
+	return l.forward(x, m)
+}
+
+func (l *QuantLinear) checkRows(n, m int) error {
 	if m <= 0 || m > l.MaxSeqLen {
-		return nil, fmt.Errorf("layer %s: %w: M = %d, max_seq_len %d", l.Name, ErrSeqLen, m, l.MaxSeqLen)
+		return fmt.Errorf("layer %s: %w: M = %d, max_seq_len %d", l.Name, ErrSeqLen, m, l.MaxSeqLen)
 	}
-	if len(x) != m*l.In {
-		return nil, fmt.Errorf("layer %s: x has %d values, want M·In = %d·%d = %d", l.Name, len(x), m, l.In, m*l.In)
+	if n != m*l.In {
+		return fmt.Errorf("layer %s: x has %d values, want M·In = %d·%d = %d", l.Name, n, m, l.In, m*l.In)
 	}
-	if err := l.dev.UploadFloat32(l.x, x); err != nil {
+	return nil
+}
+
+// forward runs the layer on m rows of raw x and returns raw y.
+func (l *QuantLinear) forward(x []byte, m int) ([]byte, error) {
+	if err := l.dev.Upload(l.x, x); err != nil {
 		return nil, fmt.Errorf("layer %s: %w", l.Name, err)
 	}
 	e := l.dev.NewEncoder()
@@ -232,8 +303,8 @@ func (l *QuantLinear) Forward(x []float32, m int) ([]float32, error) {
 	if err := e.Commit(); err != nil {
 		return nil, fmt.Errorf("layer %s: %w", l.Name, err)
 	}
-	y := make([]float32, m*l.Out)
-	if err := l.dev.DownloadFloat32(y, l.y); err != nil {
+	y := make([]byte, m*l.Out*l.DType.Size())
+	if err := l.dev.Download(y, l.y); err != nil {
 		return nil, fmt.Errorf("layer %s: %w", l.Name, err)
 	}
 	return y, nil
@@ -241,7 +312,7 @@ func (l *QuantLinear) Forward(x []float32, m int) ([]float32, error) {
 
 // Close frees the layer's device buffers.
 func (l *QuantLinear) Close() {
-	for _, b := range []*engine.Buffer{l.w, l.scales, l.biases, l.bias, l.x, l.y, l.meta} {
+	for _, b := range []*engine.Buffer{l.w, l.scales, l.biases, l.bias, l.x, l.y} {
 		b.Free()
 	}
 }

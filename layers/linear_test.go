@@ -69,15 +69,19 @@ func tinyLayer(t *testing.T, name string) *loader.Layer {
 
 func TestPlanAndLayout(t *testing.T) {
 	dev := openCPU(t)
-	l, err := layers.Load(dev, tinyLayer(t, "model.layers.0.self_attn.q_proj"), 8)
+	l, err := layers.Load(dev, tinyLayer(t, "model.layers.0.self_attn.q_proj"), 64)
 	require.NoError(t, err)
 	defer l.Close()
 	p, err := l.Plan(1)
 	require.NoError(t, err)
-	assert.Equal(t, engine.Plan{Kernel: engine.PackedSIMD4B4, Layout: engine.Packed}, p)
-	assert.Equal(t, []int{8, 256}, l.Output().Shape())
-	assert.Equal(t, []int{8, 256}, l.Input().Shape())
+	assert.Equal(t, engine.Plan{Kernel: engine.QMV, Layout: engine.Packed}, p)
+	p, err = l.Plan(64)
+	require.NoError(t, err)
+	assert.Equal(t, engine.Plan{Kernel: engine.QMM, Layout: engine.Packed}, p)
+	assert.Equal(t, []int{64, 256}, l.Output().Shape())
+	assert.Equal(t, []int{64, 256}, l.Input().Shape())
 	assert.Equal(t, 256*128+2*256*8*2, l.Bytes())
+	assert.Equal(t, l.Bytes(), l.DeviceBytes())
 
 	forced, err := layers.Load(dev, tinyLayer(t, "model.layers.0.self_attn.q_proj"), 8, layers.WithKernel(engine.PerElement))
 	require.NoError(t, err)
@@ -85,8 +89,9 @@ func TestPlanAndLayout(t *testing.T) {
 	p, err = forced.Plan(4)
 	require.NoError(t, err)
 	assert.Equal(t, engine.Plan{Kernel: engine.PerElement, Layout: engine.Codes}, p)
+	assert.Equal(t, 256*256+2*256*8*2, forced.DeviceBytes(), "one byte per code when unpacked")
 
-	x := enginetest.RandomX(rand.New(rand.NewPCG(1, 1)), 3, 256)
+	x := enginetest.RandomX(rand.New(rand.NewPCG(1, 1)), quant.F32, 3, 256)
 	a, err := l.Forward(x, 3)
 	require.NoError(t, err)
 	b, err := forced.Forward(x, 3)
@@ -117,6 +122,80 @@ func TestForwardErrors(t *testing.T) {
 	assert.ErrorIs(t, err, quant.ErrFormat)
 	_, err = layers.Load(dev, tinyLayer(t, "model.layers.0.mlp.down_proj"), 0)
 	assert.ErrorContains(t, err, "max_seq_len 0, want > 0")
+	_, err = layers.Load(dev, tinyLayer(t, "model.layers.0.mlp.down_proj"), 4, layers.WithDType(quant.F64))
+	assert.ErrorIs(t, err, engine.ErrArgs)
+	assert.ErrorContains(t, err, "activation dtype F64, want F32, F16 or BF16")
+
+	h, err := layers.Load(dev, tinyLayer(t, "model.layers.0.mlp.down_proj"), 4, layers.WithDType(quant.BF16))
+	require.NoError(t, err)
+	defer h.Close()
+	_, err = h.ForwardRaw(make([]byte, 1023), 1)
+	assert.ErrorContains(t, err, "x has 1023 bytes, not whole BF16 elements")
+	_, err = h.ForwardRaw(make([]byte, 1022), 1)
+	assert.ErrorContains(t, err, "x has 511 values, want M·In = 1·512 = 512")
+}
+
+// With the default plan every layer of the mixed model (every width, group
+// size and mode) takes on the device exactly the bytes of its codes, scales
+// and biases on disk.
+func TestDeviceBytesEqualFileBytes(t *testing.T) {
+	dev := openCPU(t)
+	model, err := loader.Open(filepath.Join("..", "testdata", "mixed"))
+	require.NoError(t, err)
+	defer model.Close()
+	formats := map[quant.Format]bool{}
+	for _, ll := range model.Layers() {
+		disk := (len(ll.Weight.Data) + len(ll.Scales.Data)) / max(ll.Experts, 1)
+		if ll.Biases != nil {
+			disk += len(ll.Biases.Data) / max(ll.Experts, 1)
+		}
+		l, err := layers.LoadExpert(dev, ll, 0, 4)
+		require.NoError(t, err)
+		p, err := l.Plan(1)
+		require.NoError(t, err)
+		assert.Equal(t, engine.Packed, p.Layout, ll.Name)
+		assert.Equal(t, disk, l.DeviceBytes(), "%s (%v)", ll.Name, ll.Format)
+		assert.Equal(t, disk, l.Bytes(), ll.Name)
+		formats[ll.Format] = true
+		l.Close()
+	}
+	assert.GreaterOrEqual(t, len(formats), 9, "the mixed model covers every width and mode")
+}
+
+// Layers built for 16-bit activations hold x and y in that dtype and stay
+// within the 16-bit tolerance of the float64 reference on the rounded x,
+// at M below and above the crossover; ForwardRaw takes and gives the bits.
+func TestActivationDTypes(t *testing.T) {
+	dev := openCPU(t)
+	model, err := loader.Open(filepath.Join("..", "testdata", "mixed"))
+	require.NoError(t, err)
+	defer model.Close()
+	rng := rand.New(rand.NewPCG(3, 3))
+	for _, ll := range model.Layers() {
+		for _, dt := range engine.ActDTypes() {
+			l, err := layers.LoadExpert(dev, ll, 0, 40, layers.WithDType(dt))
+			require.NoError(t, err)
+			assert.Equal(t, dt, l.Input().DType())
+			assert.Equal(t, dt, l.Output().DType())
+			for _, m := range []int{1, 40} {
+				x := enginetest.RandomX(rng, dt, m, l.In)
+				y, err := l.Forward(x, m)
+				require.NoError(t, err)
+				prec, err := l.Precision(m)
+				require.NoError(t, err)
+				assert.Equal(t, engine.ActPrecision(dt), prec)
+				ref := quant.Reference(x, m, ll.Matrix(0), ll.BiasValues(0))
+				assert.LessOrEqual(t, quant.RelErr(y, ref), prec.Tolerance(), "%s %v M=%d", ll.Name, dt, m)
+				for i, v := range y {
+					require.Equal(t, v, dt.Round(v), "%s %v: y[%d] = %v is not a %v value", ll.Name, dt, i, v, dt)
+				}
+				raw, err := l.ForwardRaw(dt.Bytes(x), m)
+				require.NoError(t, err)
+				assert.Equal(t, dt.Bytes(y), raw, "%s %v: ForwardRaw gives Forward's bits", ll.Name, dt)
+			}
+			l.Close()
+		}
+	}
 }
 
 func TestExperts(t *testing.T) {
@@ -147,7 +226,7 @@ func TestEncodeChain(t *testing.T) {
 	defer o.Close()
 
 	m := 6
-	x := enginetest.RandomX(rand.New(rand.NewPCG(2, 2)), m, 256)
+	x := enginetest.RandomX(rand.New(rand.NewPCG(2, 2)), quant.F32, m, 256)
 	require.NoError(t, dev.UploadFloat32(q.Input(), x))
 	e := dev.NewEncoder()
 	mid, err := q.Encode(e, q.Input(), m)

@@ -136,3 +136,45 @@ func (d DType) Floats(data []byte, n int) []float32 {
 	}
 	return out
 }
+
+// Decode writes the len(dst) first elements of little-endian data of float
+// type d (or U8) into dst as float32.
+func (d DType) Decode(dst []float32, data []byte) {
+	switch d {
+	case F32:
+		for i := range dst {
+			dst[i] = math.Float32frombits(binary.LittleEndian.Uint32(data[4*i:]))
+		}
+	case BF16:
+		for i := range dst {
+			dst[i] = BF16ToF32(binary.LittleEndian.Uint16(data[2*i:]))
+		}
+	default:
+		for i := range dst {
+			dst[i] = d.Load(data, i)
+		}
+	}
+}
+
+// Encode writes v as little-endian elements of type d (F32, F16 or BF16)
+// into the start of dst, rounding to nearest even.
+func (d DType) Encode(dst []byte, v []float32) {
+	switch d {
+	case F32:
+		for i, f := range v {
+			binary.LittleEndian.PutUint32(dst[4*i:], math.Float32bits(f))
+		}
+	default:
+		for i, f := range v {
+			d.Store(dst, i, f)
+		}
+	}
+}
+
+// Bytes returns v as little-endian elements of type d (F32, F16 or BF16),
+// rounded to nearest even.
+func (d DType) Bytes(v []float32) []byte {
+	out := make([]byte, len(v)*d.Size())
+	d.Encode(out, v)
+	return out
+}

@@ -27,6 +27,7 @@ const (
 var evalOverrides = []struct{ flag, key, usage string }{
 	{"backends", "backends", "comma-separated backends (auto, cpu, ...)"},
 	{"seq-lens", "seq_lens", "comma-separated sequence lengths M"},
+	{"dtypes", "dtypes", "comma-separated activation dtypes: f32, f16, bf16"},
 	{"kernels", "kernels", "comma-separated kernels: plan, all, or catalog names"},
 	{"warmup", "warmup", "untimed runs per case"},
 	{"repeat", "repeat", "timed runs per case"},

@@ -43,7 +43,7 @@ func TestEvalPass(t *testing.T) {
 	require.Equal(t, 0, status, errOut)
 	assert.Empty(t, errOut, "no progress bar when stderr is not a terminal")
 	assert.Contains(t, out, "2 cases: 2 passed, 0 failed")
-	assert.Regexp(t, `model.layers.0.self_attn.k_proj\s+64×256\s+affine4 g32 BF16\s+3\s+cpu\s+packed_simd4_b4 \(plan\)`, out)
+	assert.Regexp(t, `model.layers.0.self_attn.k_proj\s+64×256\s+affine4 g32 BF16\s+3\s+f32\s+cpu\s+qmv \(plan\)`, out)
 	assert.Contains(t, out, "reports: "+filepath.Join(filepath.Dir(config), "out", "report.json"))
 	r := readReport(t, config)
 	assert.Len(t, r.Cases, 2)
@@ -127,7 +127,7 @@ func TestEvalProgressBar(t *testing.T) {
 	config := evalConfig(t, quickConfig)
 	var out, errOut bytes.Buffer
 	require.Equal(t, 0, evalRun(context.Background(), []string{"--config", config}, &out, &errOut, true))
-	assert.Contains(t, errOut.String(), "[>                             ] 0/2  model.layers.0.self_attn.k_proj M=1 cpu packed_simd4_b4")
+	assert.Contains(t, errOut.String(), "[>                             ] 0/2  model.layers.0.self_attn.k_proj M=1 f32 cpu qmv")
 	assert.Contains(t, errOut.String(), "[===============>              ] 1/2")
 	assert.True(t, strings.HasSuffix(errOut.String(), "\r\033[K"), "the bar is cleared")
 

@@ -7,6 +7,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"os"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/mlxq/mlxq/engine"
@@ -25,6 +26,7 @@ type report struct {
 	Bits       int     `json:"bits"`
 	GroupSize  int     `json:"group_size"`
 	ScaleDType string  `json:"scale_dtype"`
+	DType      string  `json:"dtype"`
 	Kernel     string  `json:"kernel"`
 	Backend    string  `json:"backend"`
 	Device     string  `json:"device"`
@@ -35,8 +37,14 @@ type report struct {
 	MedianUS   float64 `json:"median_us"`
 	GBps       float64 `json:"gb_per_s"`
 	GFLOPs     float64 `json:"gflop_per_s"`
-	RelErr     float64 `json:"rel_err"`
-	Output     string  `json:"output,omitempty"`
+	// Bytes is the layer's codes, scales and biases as stored on disk,
+	// DeviceBytes what their device buffers take.
+	Bytes       int     `json:"bytes"`
+	DeviceBytes int     `json:"device_bytes"`
+	RelErr      float64 `json:"rel_err"`
+	Precision   string  `json:"precision"`
+	Tolerance   float64 `json:"tolerance"`
+	Output      string  `json:"output,omitempty"`
 }
 
 type forwardFlags struct {
@@ -49,6 +57,7 @@ type forwardFlags struct {
 	output    string
 	backend   string
 	kernel    string
+	dtype     string
 	maxSeqLen int
 	repeat    int
 	json      bool
@@ -63,14 +72,15 @@ func forward(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&f.input, "input", "", "input x as .npy, [M, K] float32, float64 or float16 (default: random)")
 	fs.IntVar(&f.seqLen, "seq-len", 1, "rows M of the random input")
 	fs.Uint64Var(&f.seed, "seed", 1, "seed of the random input")
-	fs.StringVar(&f.output, "output", "", "write y as .npy, float32 [M, N]")
+	fs.StringVar(&f.output, "output", "", "write y as .npy [M, N]: float32, or float16 with --dtype f16 (bf16 runs write float32, which holds bfloat16 values exactly)")
 	fs.StringVar(&f.backend, "backend", engine.Auto, "backend: "+backendChoices())
-	fs.StringVar(&f.kernel, "kernel", "", "kernel to run instead of the planned one (per_element, tiled, simd, simd4, simd4_gs64, packed_simd4_b4)")
+	fs.StringVar(&f.kernel, "kernel", "", "kernel to run instead of the planned one ("+kernelChoices()+")")
+	fs.StringVar(&f.dtype, "dtype", "f32", "activation dtype of x and y: f32, f16 or bf16 (x is rounded to it)")
 	fs.IntVar(&f.maxSeqLen, "max-seq-len", 0, "rows the layer's buffers hold (default: M)")
 	fs.IntVar(&f.repeat, "repeat", 20, "timed runs; the report gives the median")
 	fs.BoolVar(&f.json, "json", false, "print the report as JSON")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: run [flags]\n\nRuns one quantized layer's forward pass and reports its speed and its error against a float64 reference.\n\n")
+		fmt.Fprint(fs.Output(), usage+"\nFlags of the forward pass:\n")
 		fs.PrintDefaults()
 	}
 	if err := parse(fs, args, stderr); err != nil {
@@ -78,6 +88,10 @@ func forward(args []string, stdout, stderr io.Writer) error {
 	}
 	if f.repeat < 1 {
 		return fmt.Errorf("--repeat %d, want at least 1", f.repeat)
+	}
+	dtype, err := engine.ParseActDType(f.dtype)
+	if err != nil {
+		return fmt.Errorf("--dtype: %w", err)
 	}
 
 	model, name, err := f.model.open()
@@ -93,6 +107,9 @@ func forward(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	for i, v := range x {
+		x[i] = dtype.Round(v)
+	}
 	maxSeqLen := f.maxSeqLen
 	if maxSeqLen == 0 {
 		maxSeqLen = m
@@ -105,7 +122,7 @@ func forward(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer dev.Close()
-	var opts []layers.Option
+	opts := []layers.Option{layers.WithDType(dtype)}
 	if f.kernel != "" {
 		k, err := engine.ParseKernel(f.kernel)
 		if err != nil {
@@ -128,17 +145,24 @@ func forward(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	prec, err := l.Precision(m)
+	if err != nil {
+		return err
+	}
 	mat := ll.Matrix(f.expert)
 	r := report{
 		Model: name, Layer: l.Name, Mode: l.Mode.String(), Bits: l.Bits, GroupSize: l.GroupSize,
-		ScaleDType: mat.ScaleType.String(), Kernel: plan.Kernel.String(), Backend: dev.Backend(), Device: dev.Name(),
+		ScaleDType: mat.ScaleType.String(), DType: strings.ToLower(dtype.String()), Kernel: plan.Kernel.String(),
+		Backend: dev.Backend(), Device: dev.Name(),
 		M: m, N: l.Out, K: l.In, Repeat: f.repeat, MedianUS: median.Seconds() * 1e6,
 		GBps:   float64(l.Bytes()) / median.Seconds() / 1e9,
 		GFLOPs: 2 * float64(m) * float64(l.Out) * float64(l.In) / median.Seconds() / 1e9,
-		RelErr: quant.RelErr(y, quant.Reference(x, m, mat, ll.BiasValues(f.expert))),
+		Bytes:  l.Bytes(), DeviceBytes: l.DeviceBytes(),
+		RelErr:    quant.RelErr(y, quant.Reference(x, m, mat, ll.BiasValues(f.expert))),
+		Precision: prec.String(), Tolerance: prec.Tolerance(),
 	}
 	if f.output != "" {
-		if err := writeNPY(f.output, []int{m, l.Out}, y); err != nil {
+		if err := writeNPY(f.output, dtype, []int{m, l.Out}, y); err != nil {
 			return err
 		}
 		r.Output = f.output
@@ -190,12 +214,18 @@ func (f *forwardFlags) inputFor(l *loader.Layer) ([]float32, int, error) {
 	return nil, 0, fmt.Errorf("--input %s: shape %v, want [M %d] for layer %s", f.input, a.Shape, l.In, l.Name)
 }
 
-func writeNPY(path string, shape []int, y []float32) error {
+// writeNPY writes y as float16 for an f16 run and as float32 otherwise:
+// numpy has no bfloat16, and float32 holds bfloat16 values exactly.
+func writeNPY(path string, dtype quant.DType, shape []int, y []float32) error {
 	f, err := os.Create(path)
 	if err != nil {
 		return fmt.Errorf("--output: %w", err)
 	}
-	if err := npy.WriteFloat32(f, shape, y); err != nil {
+	write := npy.WriteFloat32
+	if dtype == quant.F16 {
+		write = npy.WriteFloat16
+	}
+	if err := write(f, shape, y); err != nil {
 		f.Close()
 		return fmt.Errorf("--output %s: %w", path, err)
 	}
@@ -207,12 +237,14 @@ func printReport(w io.Writer, r report) {
 	fmt.Fprintf(tw, "model\t%s\n", r.Model)
 	fmt.Fprintf(tw, "layer\t%s\n", r.Layer)
 	fmt.Fprintf(tw, "format\t%s %d-bit group %d, %s scales\n", r.Mode, r.Bits, r.GroupSize, r.ScaleDType)
+	fmt.Fprintf(tw, "activations\t%s\n", r.DType)
 	fmt.Fprintf(tw, "kernel\t%s\n", r.Kernel)
 	fmt.Fprintf(tw, "backend\t%s (%s)\n", r.Backend, r.Device)
 	fmt.Fprintf(tw, "M, N, K\t%d, %d, %d\n", r.M, r.N, r.K)
 	fmt.Fprintf(tw, "time\t%.1f µs (median of %d)\n", r.MedianUS, r.Repeat)
 	fmt.Fprintf(tw, "speed\t%.2f GB/s of weights, %.2f GFLOP/s\n", r.GBps, r.GFLOPs)
-	fmt.Fprintf(tw, "error\t%.2e (‖y − ref‖ / ‖ref‖, float64 reference)\n", r.RelErr)
+	fmt.Fprintf(tw, "weights\t%d bytes on disk, %d on the device\n", r.Bytes, r.DeviceBytes)
+	fmt.Fprintf(tw, "error\t%.2e (‖y − ref‖ / ‖ref‖, float64 reference; %s tolerance %.0e)\n", r.RelErr, r.Precision, r.Tolerance)
 	if r.Output != "" {
 		fmt.Fprintf(tw, "output\t%s\n", r.Output)
 	}

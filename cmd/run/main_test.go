@@ -26,7 +26,8 @@ func runCLI(args ...string) (status int, stdout, stderr string) {
 func TestDefaultRun(t *testing.T) {
 	status, out, errOut := runCLI("--repeat", "3")
 	require.Equal(t, 0, status, errOut)
-	for _, want := range []string{"tiny (embedded)", "packed_simd4_b4", "affine 4-bit group 32, BF16 scales", "M, N, K  1, 256, 512", "GB/s of weights"} {
+	for _, want := range []string{"tiny (embedded)", "kernel       qmv", "affine 4-bit group 32, BF16 scales", "activations  f32", "M, N, K      1, 256, 512",
+		"GB/s of weights", "weights      81920 bytes on disk, 81920 on the device", "float32 tolerance 1e-05"} {
 		assert.Contains(t, out, want)
 	}
 	assert.Empty(t, errOut)
@@ -42,28 +43,42 @@ func runJSON(t *testing.T, args ...string) report {
 }
 
 func TestJSONReport(t *testing.T) {
-	r := runJSON(t, "--layer", "model.layers.0.self_attn.q_proj", "--seq-len", "5", "--repeat", "2")
+	r := runJSON(t, "--layer", "model.layers.0.self_attn.q_proj", "--seq-len", "64", "--repeat", "2")
 	assert.Equal(t, "model.layers.0.self_attn.q_proj", r.Layer)
-	assert.Equal(t, 5, r.M)
+	assert.Equal(t, 64, r.M)
 	assert.Equal(t, 256, r.N)
 	assert.Equal(t, 256, r.K)
 	assert.Equal(t, "cpu", r.Backend)
-	assert.Equal(t, "packed_simd4_b4", r.Kernel)
+	assert.Equal(t, "qmm", r.Kernel)
+	assert.Equal(t, "f32", r.DType)
+	assert.Equal(t, r.Bytes, r.DeviceBytes)
 	assert.Less(t, r.RelErr, 1e-5)
 	assert.Greater(t, r.MedianUS, 0.0)
 	assert.Greater(t, r.GBps, 0.0)
 
 	r = runJSON(t, "--model", "../../testdata/mixed", "--layer", "model.layers.1.self_attn.q_proj", "--repeat", "1")
 	assert.Equal(t, "mxfp4", r.Mode)
-	assert.Equal(t, "per_element", r.Kernel)
+	assert.Equal(t, "qmv", r.Kernel)
 	assert.Less(t, r.RelErr, 1e-5)
+
+	r = runJSON(t, "--layer", "model.layers.0.self_attn.q_proj", "--kernel", "simd4", "--repeat", "1")
+	assert.Equal(t, "simd4", r.Kernel)
+	assert.Equal(t, 256*256+2*256*8*2, r.DeviceBytes, "codes unpacked at load")
+
+	for _, dt := range []string{"f16", "bf16"} {
+		r = runJSON(t, "--layer", "model.layers.0.self_attn.q_proj", "--dtype", dt, "--seq-len", "4", "--repeat", "1")
+		assert.Equal(t, dt, r.DType)
+		assert.Equal(t, map[string]string{"f16": "float16", "bf16": "bfloat16"}[dt], r.Precision)
+		assert.Equal(t, 1e-2, r.Tolerance)
+		assert.Less(t, r.RelErr, 1e-2)
+	}
 
 	r = runJSON(t, "--model", "../../testdata/mixed", "--layer", "model.layers.1.mlp.switch_mlp.gate_proj", "--expert", "1", "--kernel", "per_element", "--repeat", "1")
 	assert.Equal(t, "model.layers.1.mlp.switch_mlp.gate_proj[1]", r.Layer)
 	assert.Equal(t, "per_element", r.Kernel)
 
 	r = runJSON(t, "--model", "../../testdata/tiny/model.safetensors", "--bits", "4", "--group-size", "32", "--repeat", "1")
-	assert.Equal(t, "packed_simd4_b4", r.Kernel)
+	assert.Equal(t, "qmv", r.Kernel)
 }
 
 // --input and --output round trip a golden file.
@@ -100,7 +115,7 @@ func TestErrors(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"--model", filepath.Join(tmp, "missing")}, "missing"},
+		{[]string{"--model", filepath.Join(tmp, "missing")}, "--model " + filepath.Join(tmp, "missing") + ": no such file or directory; want a model directory (config.json and model*.safetensors) or a .safetensors file"},
 		{[]string{"--layer", "model.layers.9.q_proj"}, "model.layers.9.q_proj"},
 		{[]string{"--input", wide, "--layer", "model.layers.0.self_attn.q_proj"}, "shape [2 100], want [M 256]"},
 		{[]string{"--input", ints}, `dtype "<i4"`},
@@ -108,16 +123,19 @@ func TestErrors(t *testing.T) {
 		{[]string{"--seq-len", "9", "--max-seq-len", "4"}, "M = 9 rows exceed --max-seq-len 4"},
 		{[]string{"--seq-len", "0"}, "--seq-len 0"},
 		{[]string{"--backend", "tpu"}, `unknown backend "tpu"`},
-		{[]string{"--kernel", "qmv"}, `unknown kernel "qmv"`},
+		{[]string{"--kernel", "qmv_fast"}, `--kernel: invalid arguments: unknown kernel "qmv_fast"`},
+		{[]string{"--dtype", "f64"}, `--dtype: invalid arguments: activation dtype "f64", want f32, f16 or bf16`},
+		{[]string{"inspect", "--dtype", "int8"}, `activation dtype "int8"`},
+		{[]string{"help", "frobnicate"}, "help frobnicate: want run help, run help inspect or run help eval"},
 		{[]string{"--kernel", "simd4_gs64"}, "group size 32, want [64]"},
 		{[]string{"--model", "../../testdata/tiny/model.safetensors"}, "bits"},
 		{[]string{"--bits", "7"}, "affine bits 7"},
 		{[]string{"--mode", "int4"}, `mode "int4"`},
 		{[]string{"--repeat", "0"}, "--repeat 0"},
 		{[]string{"--expert", "3"}, "expert 3"},
-		{[]string{"frobnicate"}, `unknown command "frobnicate"`},
+		{[]string{"frobnicate"}, `unknown command "frobnicate", want inspect, eval, help or flags of the forward pass`},
 		{[]string{"inspect", "--seq-len", "0"}, "--seq-len 0"},
-		{[]string{"inspect", "--model", filepath.Join(tmp, "missing")}, "missing"},
+		{[]string{"inspect", "--model", filepath.Join(tmp, "missing")}, "--model " + filepath.Join(tmp, "missing") + ": no such file or directory"},
 	}
 	for _, tt := range tests {
 		status, out, errOut := runCLI(tt.args...)
@@ -136,9 +154,47 @@ func TestUsage(t *testing.T) {
 	assert.Contains(t, errOut, "flag provided but not defined: -no-such-flag")
 	status, _, errOut = runCLI("-h")
 	assert.Equal(t, 0, status)
-	assert.Contains(t, errOut, "usage: run [flags]")
+	for _, want := range []string{"usage: run [flags]", "run inspect [--model PATH]", "run eval --config FILE", "run help", "-dtype", "-kernel"} {
+		assert.Contains(t, errOut, want)
+	}
 	status, _, _ = runCLI("inspect", "extra")
 	assert.Equal(t, 2, status)
+
+	// run help prints the same text on stdout, and the subcommands' flags.
+	status, out, errOut := runCLI("help")
+	assert.Equal(t, 0, status, errOut)
+	assert.Contains(t, out, "run eval --config FILE")
+	assert.Contains(t, out, "-seq-len")
+	status, out, _ = runCLI("help", "inspect")
+	assert.Equal(t, 0, status)
+	assert.Contains(t, out, "usage: run inspect")
+	status, out, _ = runCLI("help", "eval")
+	assert.Equal(t, 0, status)
+	assert.Contains(t, out, "usage: run eval --config FILE")
+	assert.Contains(t, out, "-dtypes")
+}
+
+// --dtype f16 writes float16 .npy output, --dtype bf16 float32 (numpy has
+// no bfloat16); both within the 16-bit tolerance of the golden output.
+func TestHalfOutput(t *testing.T) {
+	dir := "../../testdata/mixed"
+	man, err := golden.Read(dir)
+	require.NoError(t, err)
+	gl := man.Layers[0]
+	want, err := man.Output(gl)
+	require.NoError(t, err)
+	for dt, descr := range map[string]string{"f16": "<f2", "bf16": "<f4"} {
+		out := filepath.Join(t.TempDir(), "y.npy")
+		status, _, errOut := runCLI("--model", dir, "--layer", gl.Name, "--input", filepath.Join(dir, gl.X), "--output", out, "--dtype", dt, "--repeat", "1")
+		require.Equal(t, 0, status, errOut)
+		raw, err := os.ReadFile(out)
+		require.NoError(t, err)
+		assert.Contains(t, string(raw[:128]), "'descr': '"+descr+"'", dt)
+		y, err := npy.ReadFile(out)
+		require.NoError(t, err)
+		assert.Equal(t, []int{man.Rows, gl.Out}, y.Shape)
+		assert.Less(t, quant.RelErr(y.Float32(), want), 1e-2, dt)
+	}
 }
 
 func TestInspect(t *testing.T) {
@@ -155,12 +211,19 @@ func TestInspect(t *testing.T) {
 		t.Fatalf("no line for %s in\n%s", name, out)
 		return ""
 	}
-	assert.Regexp(t, `512x384\s+affine\s+5\s+32\s+F16\s+\d+\s+simd4 \(codes\)`, find("model.layers.0.mlp.gate_proj"))
-	assert.Regexp(t, `2x256x384\s+affine\s+4\s+64\s+BF16\s+\d+\s+simd4_gs64 \(codes\)`, find("model.layers.1.mlp.switch_mlp.gate_proj"))
-	assert.Regexp(t, `nvfp4\s+4\s+16\s+U8\s+\d+\s+per_element \(codes\)`, find("model.layers.1.self_attn.k_proj"))
+	// Every layer runs packed: its device bytes are its bytes on disk.
+	assert.Regexp(t, `512x384\s+affine\s+5\s+32\s+F16\s+(\d+)\s+(\d+)\s+qmm \(packed\)\s+qmv to M=\d+`, find("model.layers.0.mlp.gate_proj"))
+	assert.Regexp(t, `2x256x384\s+affine\s+4\s+64\s+BF16\s+\d+\s+\d+\s+qmm \(packed\)`, find("model.layers.1.mlp.switch_mlp.gate_proj"))
+	assert.Regexp(t, `nvfp4\s+4\s+16\s+U8\s+\d+\s+\d+\s+qmm \(packed\)`, find("model.layers.1.self_attn.k_proj"))
+	for _, l := range lines {
+		if f := strings.Fields(l); len(f) > 8 && strings.HasPrefix(f[0], "model.") {
+			assert.Equal(t, f[6], f[7], "bytes on disk and on the device: %s", l)
+		}
+	}
+	assert.Regexp(t, `quantized weights: (\d+) bytes on disk, (\d+) on the device`, out)
 	assert.Contains(t, out, "total                       13")
 
 	status, out, errOut = runCLI("inspect")
 	require.Equal(t, 0, status, errOut)
-	assert.Regexp(t, `model.layers.0.self_attn.q_proj\s+256x256\s+affine\s+4\s+32\s+BF16\s+\d+\s+packed_simd4_b4 \(packed\)`, out)
+	assert.Regexp(t, `model.layers.0.self_attn.q_proj\s+256x256\s+affine\s+4\s+32\s+BF16\s+40960\s+40960\s+qmv \(packed\)`, out)
 }

@@ -1,8 +1,11 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
+	"io/fs"
+	"os"
 	"path/filepath"
 	"strings"
 
@@ -16,6 +19,9 @@ import (
 func backendChoices() string {
 	return strings.Join(append([]string{engine.Auto}, engine.Backends()...), ", ")
 }
+
+// kernelChoices lists the catalog's matrix product kernels.
+func kernelChoices() string { return engine.KernelNames(engine.MatmulKernels()) }
 
 // modelFlags select a model: a path, or the embedded default, and the
 // format of a bare .safetensors file.
@@ -47,11 +53,24 @@ func (f *modelFlags) open() (*loader.Model, string, error) {
 		m, err := loader.OpenFS(mlxq.DefaultModel(), ".", opts...)
 		return m, mlxq.DefaultModelName, err
 	}
+	if _, err := os.Stat(f.path); err != nil {
+		return nil, "", fmt.Errorf("--model %s: %w; want a model directory (config.json and model*.safetensors) or a .safetensors file", f.path, pathError(err))
+	}
 	m, err := loader.Open(f.path, opts...)
 	if err != nil {
 		return nil, "", err
 	}
 	return m, filepath.Clean(f.path), nil
+}
+
+// pathError is err without the operation and path that *fs.PathError
+// repeats ("stat /x: no such file or directory" becomes the last part).
+func pathError(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
 }
 
 // format builds the format of --mode, --bits and --group-size, taking the

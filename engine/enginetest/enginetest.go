@@ -1,10 +1,11 @@
 // Package enginetest checks a backend's device against the engine's
 // contract, so that every backend runs the same tests: each matrix product
-// kernel against the float64 reference and against per_element on fresh
-// random inputs, unaligned shapes, every bit width and group size, the
-// packed 4-bit kernel bit for bit against simd4 on unpacked codes, outputs
-// poisoned before each run so an unwritten element fails, and several
-// dispatches in one commit.
+// kernel, for every format and every activation dtype, against the float64
+// reference (on the same rounded inputs) and against per_element on fresh
+// random inputs, unaligned shapes, every bit width and group size; the
+// packed kernels against the seed's kernels on unpacked codes; the packed
+// 4-bit seed kernel bit for bit against simd4; outputs poisoned before each
+// run so an unwritten element fails; and several dispatches in one commit.
 package enginetest
 
 import (
@@ -21,7 +22,7 @@ import (
 )
 
 // Tolerance is the normwise relative error float32 kernels must stay under.
-const Tolerance = 1e-5
+var Tolerance = engine.Float32.Tolerance()
 
 // Shape is a test problem: x is [M, K], the weight [N, K].
 type Shape struct{ M, N, K int }
@@ -118,55 +119,57 @@ func (l *Layer) Weights(t testing.TB, layout engine.Layout) *engine.Buffer {
 	}
 	codes, err := l.dev.Alloc(quant.U8, m.Rows, m.Cols)
 	require.NoError(t, err)
-	meta, err := l.dev.Alloc(quant.U8, engine.MetaBytes)
-	require.NoError(t, err)
-	defer meta.Free()
 	e := l.dev.NewEncoder()
-	require.NoError(t, e.Unpack(&engine.UnpackArgs{Rows: m.Rows, Cols: m.Cols, Bits: m.Bits, W: packed, Codes: codes, Meta: meta}))
+	require.NoError(t, e.Unpack(&engine.UnpackArgs{Rows: m.Rows, Cols: m.Cols, Bits: m.Bits, W: packed, Codes: codes}))
 	require.NoError(t, e.Commit())
 	l.bufs[engine.Codes] = codes
 	return codes
 }
 
-// Args returns the operands of a product of x (buffer of at least m rows)
-// into y.
-func (l *Layer) Args(t testing.TB, k engine.Kernel, m int, x, y, meta *engine.Buffer) *engine.MatmulArgs {
+// Args returns the operands of a product of x (buffer of at least m rows,
+// of the activation dtype) into y.
+func (l *Layer) Args(t testing.TB, k engine.Kernel, m int, x, y *engine.Buffer) *engine.MatmulArgs {
 	return &engine.MatmulArgs{
-		Params: engine.Params{M: m, N: l.Matrix.Rows, K: l.Matrix.Cols, Format: l.Matrix.Format},
-		X:      x, W: l.Weights(t, k.Spec().Layout), Scales: l.scales, Biases: l.biases, Bias: l.bias, Y: y, Meta: meta,
+		Params: engine.Params{M: m, N: l.Matrix.Rows, K: l.Matrix.Cols, Format: l.Matrix.Format, Act: x.DType()},
+		X:      x, W: l.Weights(t, k.Spec().Layout), Scales: l.scales, Biases: l.biases, Bias: l.bias, Y: y,
 	}
 }
 
-// Run computes y = x·W^T (+ bias) for the m rows of x with kernel k, in
-// buffers with room for maxRows rows whose output is poisoned with NaN
-// first. It returns all maxRows rows of y.
-func (l *Layer) Run(t testing.TB, k engine.Kernel, x []float32, m, maxRows int) []float32 {
+// Variant returns the kernel variant that runs the layer with activations
+// of dtype act.
+func (l *Layer) Variant(k engine.Kernel, act quant.DType) engine.Variant {
+	return engine.Variant{Kernel: k, Format: l.Matrix.Format, Act: act, Scale: l.Matrix.ScaleType}
+}
+
+// Run computes y = x·W^T (+ bias) for the m rows of x with kernel k and
+// activations of dtype act (x is rounded to it), in buffers with room for
+// maxRows rows whose output is poisoned with NaN first. It returns all
+// maxRows rows of y, widened to float32.
+func (l *Layer) Run(t testing.TB, k engine.Kernel, act quant.DType, x []float32, m, maxRows int) []float32 {
 	t.Helper()
 	n, kk := l.Matrix.Rows, l.Matrix.Cols
-	xb := upload(t, l.dev, quant.F32, engine.Float32Bytes(x), maxRows, kk)
+	xb := upload(t, l.dev, act, act.Bytes(x), maxRows, kk)
 	defer xb.Free()
 	poison := make([]float32, maxRows*n)
 	for i := range poison {
 		poison[i] = float32(math.NaN())
 	}
-	yb := upload(t, l.dev, quant.F32, engine.Float32Bytes(poison), maxRows, n)
+	yb := upload(t, l.dev, act, act.Bytes(poison), maxRows, n)
 	defer yb.Free()
-	meta, err := l.dev.Alloc(quant.U8, engine.MetaBytes)
-	require.NoError(t, err)
-	defer meta.Free()
 	e := l.dev.NewEncoder()
-	require.NoError(t, e.Matmul(k, l.Args(t, k, m, xb, yb, meta)))
+	require.NoError(t, e.Matmul(k, l.Args(t, k, m, xb, yb)))
 	require.NoError(t, e.Commit())
 	y := make([]float32, maxRows*n)
 	require.NoError(t, l.dev.DownloadFloat32(y, yb))
 	return y
 }
 
-// RandomX returns rows×k standard normal values.
-func RandomX(rng *rand.Rand, rows, k int) []float32 {
+// RandomX returns rows×k standard normal values, rounded to dtype act so
+// that the reference sees what the kernel sees.
+func RandomX(rng *rand.Rand, act quant.DType, rows, k int) []float32 {
 	x := make([]float32, rows*k)
 	for i := range x {
-		x[i] = float32(rng.NormFloat64())
+		x[i] = act.Round(float32(rng.NormFloat64()))
 	}
 	return x
 }
@@ -190,11 +193,20 @@ func scaleTypeFor(f quant.Format, i int) quant.DType {
 // TestDevice runs the contract checks on dev.
 func TestDevice(t *testing.T, dev *engine.Device) {
 	t.Run("Parity", func(t *testing.T) { testParity(t, dev) })
+	t.Run("PackedMatchesSeed", func(t *testing.T) { testPackedMatchesSeed(t, dev) })
 	t.Run("PackedMatchesSIMD4", func(t *testing.T) { testPackedMatchesSIMD4(t, dev) })
 	t.Run("Unpack", func(t *testing.T) { testUnpack(t, dev) })
 	t.Run("Batch", func(t *testing.T) { testBatch(t, dev) })
+	t.Run("Plan", func(t *testing.T) { testPlan(t, dev) })
 }
 
+// tolerance is the bound kernel k's variant is held to on dev.
+func tolerance(dev *engine.Device, l *Layer, k engine.Kernel, act quant.DType) float64 {
+	return dev.Precision(l.Variant(k, act)).Tolerance()
+}
+
+// testParity runs every kernel on every format, shape and activation
+// dtype, against the float64 reference and against per_element.
 func testParity(t *testing.T, dev *engine.Device) {
 	rng := rand.New(rand.NewPCG(11, 12))
 	for fi, f := range Formats() {
@@ -205,31 +217,78 @@ func testParity(t *testing.T, dev *engine.Device) {
 			st := scaleTypeFor(f, fi+si)
 			l := NewLayer(t, dev, rng, f, st, s.N, s.K, si%2 == 0)
 			maxRows := s.M + 3
-			x := RandomX(rng, maxRows, s.K)
-			ref := quant.Reference(x, s.M, l.Matrix, l.Bias)
-			var base []float32
-			if dev.Supports(engine.PerElement) {
-				base = l.Run(t, engine.PerElement, x, s.M, maxRows)
-			}
-			for _, k := range engine.MatmulKernels() {
-				if !dev.Supports(k) || k.Accepts(f) != nil {
-					continue
+			for _, act := range engine.ActDTypes() {
+				x := RandomX(rng, act, maxRows, s.K)
+				ref := quant.Reference(x, s.M, l.Matrix, l.Bias)
+				var base []float32
+				if dev.Supports(engine.PerElement) {
+					base = l.Run(t, engine.PerElement, act, x, s.M, maxRows)
 				}
-				name := fmt.Sprintf("%s/%v/%v/%dx%dx%d", k, f, st, s.M, s.N, s.K)
-				y := l.Run(t, k, x, s.M, maxRows)
-				got := y[:s.M*s.N]
-				assert.LessOrEqual(t, quant.RelErr(got, ref), Tolerance, "%s: against the float64 reference", name)
-				if base != nil {
-					assert.LessOrEqual(t, quant.RelErr(got, widen(base[:s.M*s.N])), Tolerance, "%s: against per_element", name)
-				}
-				for i, v := range y[s.M*s.N:] {
-					if !math.IsNaN(float64(v)) {
-						t.Errorf("%s: y element %d past row M was written", name, s.M*s.N+i)
-						break
+				for _, k := range engine.MatmulKernels() {
+					if !dev.Supports(k) || k.Accepts(f) != nil {
+						continue
 					}
+					name := fmt.Sprintf("%s/%v/%v scales/%v x/%dx%dx%d", k, f, st, act, s.M, s.N, s.K)
+					tol := tolerance(dev, l, k, act)
+					y := l.Run(t, k, act, x, s.M, maxRows)
+					got := y[:s.M*s.N]
+					assert.LessOrEqual(t, quant.RelErr(got, ref), tol, "%s: against the float64 reference", name)
+					if base != nil {
+						assert.LessOrEqual(t, quant.RelErr(got, widen(base[:s.M*s.N])), tol, "%s: against per_element", name)
+					}
+					checkPoison(t, name, y, s.M*s.N)
 				}
 			}
 		}
+	}
+}
+
+// checkPoison fails if y was written past its first n elements.
+func checkPoison(t *testing.T, name string, y []float32, n int) {
+	t.Helper()
+	for i, v := range y[n:] {
+		if !math.IsNaN(float64(v)) {
+			t.Errorf("%s: y element %d past row M was written", name, n+i)
+			return
+		}
+	}
+}
+
+// testPackedMatchesSeed checks that the packed kernels agree with the
+// seed's kernels on unpacked codes, on the same inputs, at M below and
+// above the device's crossover.
+func testPackedMatchesSeed(t *testing.T, dev *engine.Device) {
+	packed := []engine.Kernel{engine.QMV, engine.QMM}
+	seed := []engine.Kernel{engine.SIMD4, engine.SIMD4GS64, engine.PerElement}
+	rng := rand.New(rand.NewPCG(19, 20))
+	ran := 0
+	for fi, f := range Formats() {
+		n, k := 40, 256
+		l := NewLayer(t, dev, rng, f, scaleTypeFor(f, fi), n, k, fi%2 == 0)
+		for _, act := range engine.ActDTypes() {
+			for _, m := range []int{1, 3, 12, 33} {
+				x := RandomX(rng, act, m, k)
+				for _, sk := range seed {
+					if !dev.Supports(sk) || sk.Accepts(f) != nil {
+						continue
+					}
+					want := widen(l.Run(t, sk, act, x, m, m))
+					for _, pk := range packed {
+						if !dev.Supports(pk) {
+							continue
+						}
+						got := l.Run(t, pk, act, x, m, m)
+						tol := max(tolerance(dev, l, pk, act), tolerance(dev, l, sk, act))
+						assert.LessOrEqual(t, quant.RelErr(got, want), tol, "%s vs %s: %v, %v x, M=%d", pk, sk, f, act, m)
+						ran++
+					}
+					break // the first seed kernel that takes the format
+				}
+			}
+		}
+	}
+	if ran == 0 {
+		t.Skipf("%s lacks the packed kernels or the seed kernels", dev.Name())
 	}
 }
 
@@ -241,9 +300,9 @@ func testPackedMatchesSIMD4(t *testing.T, dev *engine.Device) {
 	f := quant.Format{Mode: quant.Affine, Bits: 4, GroupSize: 32}
 	for i, s := range append(Shapes, Shape{1, 256, 4096}, Shape{9, 8, 64}) {
 		l := NewLayer(t, dev, rng, f, scaleTypeFor(f, i), s.N, s.K, i%2 == 1)
-		x := RandomX(rng, s.M, s.K)
-		packed := l.Run(t, engine.PackedSIMD4B4, x, s.M, s.M)
-		codes := l.Run(t, engine.SIMD4, x, s.M, s.M)
+		x := RandomX(rng, quant.F32, s.M, s.K)
+		packed := l.Run(t, engine.PackedSIMD4B4, quant.F32, x, s.M, s.M)
+		codes := l.Run(t, engine.SIMD4, quant.F32, x, s.M, s.M)
 		for j := range packed {
 			if math.Float32bits(packed[j]) != math.Float32bits(codes[j]) {
 				t.Fatalf("%dx%dx%d: element %d: packed_simd4_b4 %v != simd4 %v", s.M, s.N, s.K, j, packed[j], codes[j])
@@ -253,6 +312,9 @@ func testPackedMatchesSIMD4(t *testing.T, dev *engine.Device) {
 }
 
 func testUnpack(t *testing.T, dev *engine.Device) {
+	if !dev.Supports(engine.Unpack) {
+		t.Skipf("%s lacks unpack", dev.Name())
+	}
 	rng := rand.New(rand.NewPCG(15, 16))
 	for _, bits := range []int{2, 3, 4, 5, 6, 8} {
 		f := quant.Format{Mode: quant.Affine, Bits: bits, GroupSize: 32}
@@ -267,38 +329,78 @@ func testUnpack(t *testing.T, dev *engine.Device) {
 	}
 }
 
-// testBatch records two dependent products and a change of M on one meta
-// buffer in a single commit: y1 = x·W1^T, then y2 = y1·W2^T.
+// testBatch records, for each activation dtype, two dependent products and
+// in a single commit: y1 = x·W1^T, then
+// y2 = y1·W2^T, with the kernels the plan picks.
 func testBatch(t *testing.T, dev *engine.Device) {
 	rng := rand.New(rand.NewPCG(17, 18))
 	f := quant.Format{Mode: quant.Affine, Bits: 4, GroupSize: 32}
-	plan, err := dev.Plan(f, 1)
-	require.NoError(t, err)
 	l1 := NewLayer(t, dev, rng, f, quant.BF16, 64, 96, true)
 	l2 := NewLayer(t, dev, rng, f, quant.BF16, 32, 64, false)
-	m := 5
-	x := RandomX(rng, m, 96)
-	xb := upload(t, dev, quant.F32, engine.Float32Bytes(x), m, 96)
-	defer xb.Free()
-	y1, err := dev.Alloc(quant.F32, m, 64)
-	require.NoError(t, err)
-	defer y1.Free()
-	y2, err := dev.Alloc(quant.F32, m, 32)
-	require.NoError(t, err)
-	defer y2.Free()
-	meta, err := dev.Alloc(quant.U8, engine.MetaBytes)
-	require.NoError(t, err)
-	defer meta.Free()
+	for _, act := range engine.ActDTypes() {
+		for _, m := range []int{1, 5, 40} {
+			x := RandomX(rng, act, m, 96)
+			xb := upload(t, dev, act, act.Bytes(x), m, 96)
+			y1, err := dev.Alloc(act, m, 64)
+			require.NoError(t, err)
+			y2, err := dev.Alloc(act, m, 32)
+			require.NoError(t, err)
 
-	e := dev.NewEncoder()
-	require.NoError(t, e.Matmul(plan.Kernel, l1.Args(t, plan.Kernel, m, xb, y1, meta)))
-	require.NoError(t, e.Matmul(plan.Kernel, l2.Args(t, plan.Kernel, m, y1, y2, meta)))
-	require.NoError(t, e.Commit())
+			e := dev.NewEncoder()
+			for _, step := range []struct {
+				l    *Layer
+				x, y *engine.Buffer
+			}{{l1, xb, y1}, {l2, y1, y2}} {
+				a := step.l.Args(t, engine.PerElement, m, step.x, step.y)
+				plan, err := dev.Plan(a.Params)
+				require.NoError(t, err)
+				a.W = step.l.Weights(t, plan.Layout)
+				require.NoError(t, e.Matmul(plan.Kernel, a))
+			}
+			require.NoError(t, e.Commit())
 
-	mid := make([]float32, m*64)
-	require.NoError(t, dev.DownloadFloat32(mid, y1))
-	out := make([]float32, m*32)
-	require.NoError(t, dev.DownloadFloat32(out, y2))
-	assert.LessOrEqual(t, quant.RelErr(mid, quant.Reference(x, m, l1.Matrix, l1.Bias)), Tolerance)
-	assert.LessOrEqual(t, quant.RelErr(out, quant.Reference(mid, m, l2.Matrix, nil)), Tolerance)
+			mid := make([]float32, m*64)
+			require.NoError(t, dev.DownloadFloat32(mid, y1))
+			out := make([]float32, m*32)
+			require.NoError(t, dev.DownloadFloat32(out, y2))
+			tol := engine.ActPrecision(act).Tolerance()
+			if dev.Precision(l1.Variant(engine.QMM, act)) == engine.TF32 {
+				tol = engine.TF32.Tolerance()
+			}
+			assert.LessOrEqual(t, quant.RelErr(mid, quant.Reference(x, m, l1.Matrix, l1.Bias)), tol, "%v x, M=%d: first layer", act, m)
+			assert.LessOrEqual(t, quant.RelErr(out, quant.Reference(mid, m, l2.Matrix, nil)), tol, "%v x, M=%d: second layer", act, m)
+			for _, b := range []*engine.Buffer{xb, y1, y2} {
+				b.Free()
+			}
+		}
+	}
+}
+
+// testPlan checks the plan on a device with the packed kernels: every
+// format runs on the packed words, QMV up to the device's crossover and
+// QMM above it.
+func testPlan(t *testing.T, dev *engine.Device) {
+	if !dev.Supports(engine.QMV) || !dev.Supports(engine.QMM) {
+		t.Skipf("%s lacks the packed kernels", dev.Name())
+	}
+	for _, f := range Formats() {
+		for _, act := range engine.ActDTypes() {
+			p := engine.Params{M: 1, N: 4096, K: 4096, Format: f, Act: act}
+			c := dev.Crossover(p)
+			require.GreaterOrEqual(t, c, 0, "%v, %v x", f, act)
+			for _, m := range []int{1, c, c + 1, 4096} {
+				if m < 1 {
+					continue
+				}
+				p.M = m
+				plan, err := dev.Plan(p)
+				require.NoError(t, err)
+				want := engine.QMM
+				if m <= c {
+					want = engine.QMV
+				}
+				assert.Equal(t, engine.Plan{Kernel: want, Layout: engine.Packed}, plan, "%v, %v x, M=%d, crossover %d", f, act, m, c)
+			}
+		}
+	}
 }

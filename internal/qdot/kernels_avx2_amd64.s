@@ -9,22 +9,42 @@
 // (activation row, weight row) pair every tile performs the same float
 // operations in the same order:
 //
-//   codes are centred: u = q - c (c = 2^(bits-1), 8 for 4-bit), exact in float32
+//   codes are decoded to exact float32 values u: the centred code q - c for
+//   affine codes (c = 2^(bits-1), 8 for packed 4-bit), the code's value for
+//   E2M1 and E4M3
 //   per group g:  A = 0; for each 8-code piece p in order: A += u[p]·x[p]   (8-lane FMA)
 //                 T += s[g]·A
 //   bias, 8 groups per step (masked tail):  B += (b + c·s)·xsum             (b + c·s by one FMA; c·s is exact)
+//                 (B = 0 when b is nil)
 //   result:       hsum(T + B), halves added pairwise
 //
-// Packed nibbles: a 4-byte word (8 codes) is broadcast and XORed with
-// 0x88888888, which turns every nibble q into the 4-bit two's complement of
-// q-8; a per-lane left shift by 28, 24, ..., 0 and an arithmetic right shift
-// by 28 sign-extend nibble j into lane j before conversion. Unpacked codes are
-// zero-extended, reduced by c and converted. Both give the centred codes as
-// exact floats.
+// Decoding, 8 codes per piece (b bytes for b-bit codes):
+//   packed 4-bit: a 4-byte word is broadcast and XORed with 0x88888888,
+//     which turns every nibble q into the 4-bit two's complement of q-8; a
+//     per-lane left shift by 28, 24, ..., 0 and an arithmetic right shift by
+//     28 sign-extend nibble j into lane j before conversion.
+//   2-bit: the same with 0xAAAAAAAA, one broadcast dword for 16 codes.
+//   3-bit: a broadcast dword, the per-lane left shift, the top bit flipped
+//     (centring), an arithmetic right shift by 29.
+//   5- and 6-bit: a broadcast qword, VPSHUFB bringing the two bytes that
+//     hold code j into the low half of dword j, where the code sits at bit
+//     r = bits·j mod 8; a mask and an OR with the exponent of 2^(23-r) make
+//     the float 2^(23-r) + q, and subtracting 2^(23-r) + c leaves q - c.
+//   E2M1: the nibble sign-extended into lane j as for 4-bit codes; VPERMPS
+//     reads the magnitude from an 8-entry table indexed by the low 3 bits,
+//     and the sign bit is ORed in.
+//   E4M3: VPMOVSXBW, a left shift by 7 and a mask give a float16 of 2^-8
+//     times the value (subnormals included); VCVTPH2PS and a product by 2^8
+//     are exact.
+//   bytes (u8): zero-extended, reduced by c and converted.
+// All give the values as exact floats, so all formats of equal values give
+// equal results. No load reaches past the codes of a step: the pieces at
+// the end of a step read the word or qword that ends with the step.
 //
 // The f32 tiles read codes expanded beforehand to exactly these floats by
-// q4ExpandAVX2 / u8ExpandAVX2, so they too perform the same operations.
-// Tiles marked m keep their running sums T in the stack frame.
+// the expanders, so they too perform the same operations. Tiles marked m
+// keep their running sums T in the stack frame; formats marked h step 16
+// codes at a time (groups of 16).
 
 // Per-lane left shifts putting nibble j at the top of lane j.
 DATA shifts<>+0(SB)/4, $28
@@ -50,6 +70,139 @@ DATA tailmask<>+40(SB)/8, $0
 DATA tailmask<>+48(SB)/8, $0
 DATA tailmask<>+56(SB)/8, $0
 GLOBL tailmask<>(SB), RODATA|NOPTR, $64
+
+// The top bit of every 2-bit field.
+DATA flip2<>+0(SB)/8, $0xaaaaaaaaaaaaaaaa
+DATA flip2<>+8(SB)/8, $0xaaaaaaaaaaaaaaaa
+DATA flip2<>+16(SB)/8, $0xaaaaaaaaaaaaaaaa
+DATA flip2<>+24(SB)/8, $0xaaaaaaaaaaaaaaaa
+GLOBL flip2<>(SB), RODATA|NOPTR, $32
+
+// Per-lane left shifts putting 2-bit code j at the top of lane j.
+DATA a2shift0<>+0(SB)/8, $0x0000001c0000001e
+DATA a2shift0<>+8(SB)/8, $0x000000180000001a
+DATA a2shift0<>+16(SB)/8, $0x0000001400000016
+DATA a2shift0<>+24(SB)/8, $0x0000001000000012
+GLOBL a2shift0<>(SB), RODATA|NOPTR, $32
+
+// The same for 2-bit code 8+j.
+DATA a2shift1<>+0(SB)/8, $0x0000000c0000000e
+DATA a2shift1<>+8(SB)/8, $0x000000080000000a
+DATA a2shift1<>+16(SB)/8, $0x0000000400000006
+DATA a2shift1<>+24(SB)/8, $0x0000000000000002
+GLOBL a2shift1<>(SB), RODATA|NOPTR, $32
+
+// Per-lane left shifts putting 3-bit code j at the top of lane j.
+DATA a3shift0<>+0(SB)/8, $0x0000001a0000001d
+DATA a3shift0<>+8(SB)/8, $0x0000001400000017
+DATA a3shift0<>+16(SB)/8, $0x0000000e00000011
+DATA a3shift0<>+24(SB)/8, $0x000000080000000b
+GLOBL a3shift0<>(SB), RODATA|NOPTR, $32
+
+// The same for codes starting at bit 8.
+DATA a3shift8<>+0(SB)/8, $0x0000001200000015
+DATA a3shift8<>+8(SB)/8, $0x0000000c0000000f
+DATA a3shift8<>+16(SB)/8, $0x0000000600000009
+DATA a3shift8<>+24(SB)/8, $0x0000000000000003
+GLOBL a3shift8<>(SB), RODATA|NOPTR, $32
+
+// The sign bit of every dword.
+DATA topbit<>+0(SB)/8, $0x8000000080000000
+DATA topbit<>+8(SB)/8, $0x8000000080000000
+DATA topbit<>+16(SB)/8, $0x8000000080000000
+DATA topbit<>+24(SB)/8, $0x8000000080000000
+GLOBL topbit<>(SB), RODATA|NOPTR, $32
+
+// VPSHUFB indices: the bytes of 5-bit code i (of a piece 0 bytes into the load) to bytes 0, 1 of dword i.
+DATA a5shuf0<>+0(SB)/8, $0x8080010080808000
+DATA a5shuf0<>+8(SB)/8, $0x8080020180808001
+DATA a5shuf0<>+16(SB)/8, $0x8080800380800302
+DATA a5shuf0<>+24(SB)/8, $0x8080800480800403
+GLOBL a5shuf0<>(SB), RODATA|NOPTR, $32
+
+// VPSHUFB indices: the bytes of 5-bit code i (of a piece 3 bytes into the load) to bytes 0, 1 of dword i.
+DATA a5shuf3<>+0(SB)/8, $0x8080040380808003
+DATA a5shuf3<>+8(SB)/8, $0x8080050480808004
+DATA a5shuf3<>+16(SB)/8, $0x8080800680800605
+DATA a5shuf3<>+24(SB)/8, $0x8080800780800706
+GLOBL a5shuf3<>(SB), RODATA|NOPTR, $32
+
+// The bits of 5-bit code i in dword i.
+DATA a5mask<>+0(SB)/8, $0x000003e00000001f
+DATA a5mask<>+8(SB)/8, $0x00000f800000007c
+DATA a5mask<>+16(SB)/8, $0x0000003e000001f0
+DATA a5mask<>+24(SB)/8, $0x000000f8000007c0
+GLOBL a5mask<>(SB), RODATA|NOPTR, $32
+
+// float32 2^(23-r), r = the bit of 5-bit code i in dword i.
+DATA a5magic<>+0(SB)/8, $0x488000004b000000
+DATA a5magic<>+8(SB)/8, $0x478000004a000000
+DATA a5magic<>+16(SB)/8, $0x4a80000049000000
+DATA a5magic<>+24(SB)/8, $0x4980000048000000
+GLOBL a5magic<>(SB), RODATA|NOPTR, $32
+
+// float32 2^(23-r) + 16, r as in a5magic.
+DATA a5bias<>+0(SB)/8, $0x488002004b000010
+DATA a5bias<>+8(SB)/8, $0x478008004a000040
+DATA a5bias<>+16(SB)/8, $0x4a80002049000100
+DATA a5bias<>+24(SB)/8, $0x4980008048000400
+GLOBL a5bias<>(SB), RODATA|NOPTR, $32
+
+// VPSHUFB indices: the bytes of 6-bit code i (of a piece 0 bytes into the load) to bytes 0, 1 of dword i.
+DATA a6shuf0<>+0(SB)/8, $0x8080010080808000
+DATA a6shuf0<>+8(SB)/8, $0x8080800280800201
+DATA a6shuf0<>+16(SB)/8, $0x8080040380808003
+DATA a6shuf0<>+24(SB)/8, $0x8080800580800504
+GLOBL a6shuf0<>(SB), RODATA|NOPTR, $32
+
+// VPSHUFB indices: the bytes of 6-bit code i (of a piece 2 bytes into the load) to bytes 0, 1 of dword i.
+DATA a6shuf2<>+0(SB)/8, $0x8080030280808002
+DATA a6shuf2<>+8(SB)/8, $0x8080800480800403
+DATA a6shuf2<>+16(SB)/8, $0x8080060580808005
+DATA a6shuf2<>+24(SB)/8, $0x8080800780800706
+GLOBL a6shuf2<>(SB), RODATA|NOPTR, $32
+
+// The bits of 6-bit code i in dword i.
+DATA a6mask<>+0(SB)/8, $0x00000fc00000003f
+DATA a6mask<>+8(SB)/8, $0x000000fc000003f0
+DATA a6mask<>+16(SB)/8, $0x00000fc00000003f
+DATA a6mask<>+24(SB)/8, $0x000000fc000003f0
+GLOBL a6mask<>(SB), RODATA|NOPTR, $32
+
+// float32 2^(23-r), r = the bit of 6-bit code i in dword i.
+DATA a6magic<>+0(SB)/8, $0x480000004b000000
+DATA a6magic<>+8(SB)/8, $0x4a00000049000000
+DATA a6magic<>+16(SB)/8, $0x480000004b000000
+DATA a6magic<>+24(SB)/8, $0x4a00000049000000
+GLOBL a6magic<>(SB), RODATA|NOPTR, $32
+
+// float32 2^(23-r) + 32, r as in a6magic.
+DATA a6bias<>+0(SB)/8, $0x480008004b000020
+DATA a6bias<>+8(SB)/8, $0x4a00008049000200
+DATA a6bias<>+16(SB)/8, $0x480008004b000020
+DATA a6bias<>+24(SB)/8, $0x4a00008049000200
+GLOBL a6bias<>(SB), RODATA|NOPTR, $32
+
+// e2m1mag[i] = the E2M1 value of code i < 8.
+DATA e2m1mag<>+0(SB)/8, $0x3f00000000000000
+DATA e2m1mag<>+8(SB)/8, $0x3fc000003f800000
+DATA e2m1mag<>+16(SB)/8, $0x4040000040000000
+DATA e2m1mag<>+24(SB)/8, $0x40c0000040800000
+GLOBL e2m1mag<>(SB), RODATA|NOPTR, $32
+
+// Sign, exponent and mantissa of an E4M3 byte moved up by 7 in a word: a float16.
+DATA e4m3half<>+0(SB)/8, $0xbf80bf80bf80bf80
+DATA e4m3half<>+8(SB)/8, $0xbf80bf80bf80bf80
+DATA e4m3half<>+16(SB)/8, $0xbf80bf80bf80bf80
+DATA e4m3half<>+24(SB)/8, $0xbf80bf80bf80bf80
+GLOBL e4m3half<>(SB), RODATA|NOPTR, $32
+
+// float32 2^8 in every dword.
+DATA two8<>+0(SB)/8, $0x4380000043800000
+DATA two8<>+8(SB)/8, $0x4380000043800000
+DATA two8<>+16(SB)/8, $0x4380000043800000
+DATA two8<>+24(SB)/8, $0x4380000043800000
+GLOBL two8<>(SB), RODATA|NOPTR, $32
 
 // func q4Tile1x1AVX2(w *byte, s, b, x, xsum *float32, ng, cpg, c, k int, out *float32, ldo int)
 TEXT ·q4Tile1x1AVX2(SB), NOSPLIT, $0-88
@@ -109,6 +262,8 @@ bias2:
 	VPBROADCASTD    c+56(FP), Y14
 	VCVTDQ2PS       Y14, Y14
 	VXORPS          Y0, Y0, Y0
+	TESTQ           SI, SI
+	JZ              done6
 bloop4:
 	CMPQ            CX, $8
 	JLT             btail5
@@ -233,6 +388,8 @@ bias2:
 	VXORPS          Y1, Y1, Y1
 	VXORPS          Y2, Y2, Y2
 	VXORPS          Y3, Y3, Y3
+	TESTQ           SI, SI
+	JZ              done6
 bloop4:
 	CMPQ            CX, $8
 	JLT             btail5
@@ -354,6 +511,8 @@ bias2:
 	VPBROADCASTD    c+56(FP), Y14
 	VCVTDQ2PS       Y14, Y14
 	VXORPS          Y0, Y0, Y0
+	TESTQ           SI, SI
+	JZ              done6
 bloop4:
 	CMPQ            CX, $8
 	JLT             btail5
@@ -469,6 +628,8 @@ bias2:
 	VXORPS          Y1, Y1, Y1
 	VXORPS          Y2, Y2, Y2
 	VXORPS          Y3, Y3, Y3
+	TESTQ           SI, SI
+	JZ              done6
 bloop4:
 	CMPQ            CX, $8
 	JLT             btail5
@@ -541,7 +702,1807 @@ done6:
 	VZEROUPPER      
 	RET             
 
-// func f32Tile4x2mAVX2(w *byte, s, b, x, xsum *float32, ng, cpg, c, k int, out *float32, ldo int)
+// func a2Tile1x1AVX2(w *byte, s, b, x, xsum *float32, ng, cpg, c, k int, out *float32, ldo int)
+TEXT ·a2Tile1x1AVX2(SB), NOSPLIT, $0-88
+	MOVQ            w+0(FP), SI
+	MOVQ            s+8(FP), DX
+	MOVQ            x+24(FP), DI
+	MOVQ            ng+40(FP), CX
+	MOVQ            cpg+48(FP), BX
+	MOVQ            CX, R10
+	SHLQ            $2, R10
+	LEAQ            (R10)(R10*2), R11
+	VMOVDQU         flip2<>(SB), Y15
+	VMOVDQU         a2shift0<>(SB), Y14
+	VMOVDQU         a2shift1<>(SB), Y13
+	VXORPS          Y1, Y1, Y1
+loop1:
+	VXORPS          Y0, Y0, Y0
+	MOVQ            BX, AX
+chunk3:
+	VPBROADCASTD    (SI), Y5
+	VPXOR           Y15, Y5, Y5
+	VPSLLVD         Y14, Y5, Y2
+	VPSRAD          $30, Y2, Y2
+	VCVTDQ2PS       Y2, Y2
+	VFMADD231PS     (DI), Y2, Y0
+	VPSLLVD         Y13, Y5, Y2
+	VPSRAD          $30, Y2, Y2
+	VCVTDQ2PS       Y2, Y2
+	VFMADD231PS     32(DI), Y2, Y0
+	VPBROADCASTD    4(SI), Y5
+	VPXOR           Y15, Y5, Y5
+	VPSLLVD         Y14, Y5, Y2
+	VPSRAD          $30, Y2, Y2
+	VCVTDQ2PS       Y2, Y2
+	VFMADD231PS     64(DI), Y2, Y0
+	VPSLLVD         Y13, Y5, Y2
+	VPSRAD          $30, Y2, Y2
+	VCVTDQ2PS       Y2, Y2
+	VFMADD231PS     96(DI), Y2, Y0
+	ADDQ            $8, SI
+	ADDQ            $128, DI
+	DECQ            AX
+	JNZ             chunk3
+	VBROADCASTSS    (DX), Y3
+	VFMADD231PS     Y3, Y0, Y1
+	ADDQ            $4, DX
+	DECQ            CX
+	JNZ             loop1
+bias2:
+	MOVQ            ng+40(FP), CX
+	MOVQ            s+8(FP), DX
+	MOVQ            b+16(FP), SI
+	MOVQ            xsum+32(FP), DI
+	VPBROADCASTD    c+56(FP), Y15
+	VCVTDQ2PS       Y15, Y15
+	VXORPS          Y0, Y0, Y0
+	TESTQ           SI, SI
+	JZ              done6
+bloop4:
+	CMPQ            CX, $8
+	JLT             btail5
+	VMOVUPS         (SI), Y2
+	VFMADD231PS     (DX), Y15, Y2
+	VFMADD231PS     (DI), Y2, Y0
+	ADDQ            $32, DX
+	ADDQ            $32, SI
+	ADDQ            $32, DI
+	SUBQ            $8, CX
+	JMP             bloop4
+btail5:
+	TESTQ           CX, CX
+	JZ              done6
+	LEAQ            tailmask<>+32(SB), AX
+	SHLQ            $2, CX
+	SUBQ            CX, AX
+	VMOVDQU         (AX), Y3
+	VMASKMOVPS      (SI), Y3, Y2
+	VMASKMOVPS      (DX), Y3, Y4
+	VFMADD231PS     Y4, Y15, Y2
+	VMASKMOVPS      (DI), Y3, Y4
+	VFMADD231PS     Y4, Y2, Y0
+done6:
+	MOVQ            out+72(FP), AX
+	MOVQ            ldo+80(FP), BX
+	SHLQ            $2, BX
+	LEAQ            (BX)(BX*2), CX
+	VADDPS          Y0, Y1, Y1
+	VEXTRACTF128    $1, Y1, X4
+	VADDPS          X4, X1, X1
+	VPERMILPS       $0x4e, X1, X4
+	VADDPS          X4, X1, X1
+	VPERMILPS       $0xb1, X1, X4
+	VADDSS          X4, X1, X1
+	VMOVSS          X1, (AX)
+	VZEROUPPER      
+	RET             
+
+// func a2Tile4x1AVX2(w *byte, s, b, x, xsum *float32, ng, cpg, c, k int, out *float32, ldo int)
+TEXT ·a2Tile4x1AVX2(SB), NOSPLIT, $0-88
+	MOVQ            w+0(FP), SI
+	MOVQ            s+8(FP), DX
+	MOVQ            x+24(FP), DI
+	MOVQ            ng+40(FP), CX
+	MOVQ            cpg+48(FP), BX
+	MOVQ            CX, R10
+	SHLQ            $2, R10
+	LEAQ            (R10)(R10*2), R11
+	MOVQ            k+64(FP), R12
+	SHLQ            $2, R12
+	LEAQ            (R12)(R12*2), R13
+	VMOVDQU         flip2<>(SB), Y15
+	VMOVDQU         a2shift0<>(SB), Y14
+	VMOVDQU         a2shift1<>(SB), Y13
+	VXORPS          Y4, Y4, Y4
+	VXORPS          Y5, Y5, Y5
+	VXORPS          Y6, Y6, Y6
+	VXORPS          Y7, Y7, Y7
+loop1:
+	VXORPS          Y0, Y0, Y0
+	VXORPS          Y1, Y1, Y1
+	VXORPS          Y2, Y2, Y2
+	VXORPS          Y3, Y3, Y3
+	MOVQ            BX, AX
+chunk3:
+	VPBROADCASTD    (SI), Y11
+	VPXOR           Y15, Y11, Y11
+	VPSLLVD         Y14, Y11, Y8
+	VPSRAD          $30, Y8, Y8
+	VCVTDQ2PS       Y8, Y8
+	VFMADD231PS     (DI), Y8, Y0
+	VFMADD231PS     (DI)(R12*1), Y8, Y1
+	VFMADD231PS     (DI)(R12*2), Y8, Y2
+	VFMADD231PS     (DI)(R13*1), Y8, Y3
+	VPSLLVD         Y13, Y11, Y8
+	VPSRAD          $30, Y8, Y8
+	VCVTDQ2PS       Y8, Y8
+	VFMADD231PS     32(DI), Y8, Y0
+	VFMADD231PS     32(DI)(R12*1), Y8, Y1
+	VFMADD231PS     32(DI)(R12*2), Y8, Y2
+	VFMADD231PS     32(DI)(R13*1), Y8, Y3
+	VPBROADCASTD    4(SI), Y11
+	VPXOR           Y15, Y11, Y11
+	VPSLLVD         Y14, Y11, Y8
+	VPSRAD          $30, Y8, Y8
+	VCVTDQ2PS       Y8, Y8
+	VFMADD231PS     64(DI), Y8, Y0
+	VFMADD231PS     64(DI)(R12*1), Y8, Y1
+	VFMADD231PS     64(DI)(R12*2), Y8, Y2
+	VFMADD231PS     64(DI)(R13*1), Y8, Y3
+	VPSLLVD         Y13, Y11, Y8
+	VPSRAD          $30, Y8, Y8
+	VCVTDQ2PS       Y8, Y8
+	VFMADD231PS     96(DI), Y8, Y0
+	VFMADD231PS     96(DI)(R12*1), Y8, Y1
+	VFMADD231PS     96(DI)(R12*2), Y8, Y2
+	VFMADD231PS     96(DI)(R13*1), Y8, Y3
+	ADDQ            $8, SI
+	ADDQ            $128, DI
+	DECQ            AX
+	JNZ             chunk3
+	VBROADCASTSS    (DX), Y9
+	VFMADD231PS     Y9, Y0, Y4
+	VFMADD231PS     Y9, Y1, Y5
+	VFMADD231PS     Y9, Y2, Y6
+	VFMADD231PS     Y9, Y3, Y7
+	ADDQ            $4, DX
+	DECQ            CX
+	JNZ             loop1
+bias2:
+	MOVQ            ng+40(FP), CX
+	MOVQ            s+8(FP), DX
+	MOVQ            b+16(FP), SI
+	MOVQ            xsum+32(FP), DI
+	VPBROADCASTD    c+56(FP), Y15
+	VCVTDQ2PS       Y15, Y15
+	VXORPS          Y0, Y0, Y0
+	VXORPS          Y1, Y1, Y1
+	VXORPS          Y2, Y2, Y2
+	VXORPS          Y3, Y3, Y3
+	TESTQ           SI, SI
+	JZ              done6
+bloop4:
+	CMPQ            CX, $8
+	JLT             btail5
+	VMOVUPS         (SI), Y8
+	VFMADD231PS     (DX), Y15, Y8
+	VFMADD231PS     (DI), Y8, Y0
+	VFMADD231PS     (DI)(R10*1), Y8, Y1
+	VFMADD231PS     (DI)(R10*2), Y8, Y2
+	VFMADD231PS     (DI)(R11*1), Y8, Y3
+	ADDQ            $32, DX
+	ADDQ            $32, SI
+	ADDQ            $32, DI
+	SUBQ            $8, CX
+	JMP             bloop4
+btail5:
+	TESTQ           CX, CX
+	JZ              done6
+	LEAQ            tailmask<>+32(SB), AX
+	SHLQ            $2, CX
+	SUBQ            CX, AX
+	VMOVDQU         (AX), Y9
+	VMASKMOVPS      (SI), Y9, Y8
+	VMASKMOVPS      (DX), Y9, Y10
+	VFMADD231PS     Y10, Y15, Y8
+	VMASKMOVPS      (DI), Y9, Y10
+	VFMADD231PS     Y10, Y8, Y0
+	VMASKMOVPS      (DI)(R10*1), Y9, Y10
+	VFMADD231PS     Y10, Y8, Y1
+	VMASKMOVPS      (DI)(R10*2), Y9, Y10
+	VFMADD231PS     Y10, Y8, Y2
+	VMASKMOVPS      (DI)(R11*1), Y9, Y10
+	VFMADD231PS     Y10, Y8, Y3
+done6:
+	MOVQ            out+72(FP), AX
+	MOVQ            ldo+80(FP), BX
+	SHLQ            $2, BX
+	LEAQ            (BX)(BX*2), CX
+	VADDPS          Y0, Y4, Y4
+	VEXTRACTF128    $1, Y4, X10
+	VADDPS          X10, X4, X4
+	VPERMILPS       $0x4e, X4, X10
+	VADDPS          X10, X4, X4
+	VPERMILPS       $0xb1, X4, X10
+	VADDSS          X10, X4, X4
+	VMOVSS          X4, (AX)
+	VADDPS          Y1, Y5, Y5
+	VEXTRACTF128    $1, Y5, X10
+	VADDPS          X10, X5, X5
+	VPERMILPS       $0x4e, X5, X10
+	VADDPS          X10, X5, X5
+	VPERMILPS       $0xb1, X5, X10
+	VADDSS          X10, X5, X5
+	VMOVSS          X5, (AX)(BX*1)
+	VADDPS          Y2, Y6, Y6
+	VEXTRACTF128    $1, Y6, X10
+	VADDPS          X10, X6, X6
+	VPERMILPS       $0x4e, X6, X10
+	VADDPS          X10, X6, X6
+	VPERMILPS       $0xb1, X6, X10
+	VADDSS          X10, X6, X6
+	VMOVSS          X6, (AX)(BX*2)
+	VADDPS          Y3, Y7, Y7
+	VEXTRACTF128    $1, Y7, X10
+	VADDPS          X10, X7, X7
+	VPERMILPS       $0x4e, X7, X10
+	VADDPS          X10, X7, X7
+	VPERMILPS       $0xb1, X7, X10
+	VADDSS          X10, X7, X7
+	VMOVSS          X7, (AX)(CX*1)
+	VZEROUPPER      
+	RET             
+
+// func a3Tile1x1AVX2(w *byte, s, b, x, xsum *float32, ng, cpg, c, k int, out *float32, ldo int)
+TEXT ·a3Tile1x1AVX2(SB), NOSPLIT, $0-88
+	MOVQ            w+0(FP), SI
+	MOVQ            s+8(FP), DX
+	MOVQ            x+24(FP), DI
+	MOVQ            ng+40(FP), CX
+	MOVQ            cpg+48(FP), BX
+	MOVQ            CX, R10
+	SHLQ            $2, R10
+	LEAQ            (R10)(R10*2), R11
+	VMOVDQU         a3shift0<>(SB), Y15
+	VMOVDQU         a3shift8<>(SB), Y14
+	VMOVDQU         topbit<>(SB), Y13
+	VXORPS          Y1, Y1, Y1
+loop1:
+	VXORPS          Y0, Y0, Y0
+	MOVQ            BX, AX
+chunk3:
+	VPBROADCASTD    (SI), Y2
+	VPSLLVD         Y15, Y2, Y2
+	VPXOR           Y13, Y2, Y2
+	VPSRAD          $29, Y2, Y2
+	VCVTDQ2PS       Y2, Y2
+	VFMADD231PS     (DI), Y2, Y0
+	VPBROADCASTD    3(SI), Y2
+	VPSLLVD         Y15, Y2, Y2
+	VPXOR           Y13, Y2, Y2
+	VPSRAD          $29, Y2, Y2
+	VCVTDQ2PS       Y2, Y2
+	VFMADD231PS     32(DI), Y2, Y0
+	VPBROADCASTD    6(SI), Y2
+	VPSLLVD         Y15, Y2, Y2
+	VPXOR           Y13, Y2, Y2
+	VPSRAD          $29, Y2, Y2
+	VCVTDQ2PS       Y2, Y2
+	VFMADD231PS     64(DI), Y2, Y0
+	VPBROADCASTD    8(SI), Y2
+	VPSLLVD         Y14, Y2, Y2
+	VPXOR           Y13, Y2, Y2
+	VPSRAD          $29, Y2, Y2
+	VCVTDQ2PS       Y2, Y2
+	VFMADD231PS     96(DI), Y2, Y0
+	ADDQ            $12, SI
+	ADDQ            $128, DI
+	DECQ            AX
+	JNZ             chunk3
+	VBROADCASTSS    (DX), Y3
+	VFMADD231PS     Y3, Y0, Y1
+	ADDQ            $4, DX
+	DECQ            CX
+	JNZ             loop1
+bias2:
+	MOVQ            ng+40(FP), CX
+	MOVQ            s+8(FP), DX
+	MOVQ            b+16(FP), SI
+	MOVQ            xsum+32(FP), DI
+	VPBROADCASTD    c+56(FP), Y15
+	VCVTDQ2PS       Y15, Y15
+	VXORPS          Y0, Y0, Y0
+	TESTQ           SI, SI
+	JZ              done6
+bloop4:
+	CMPQ            CX, $8
+	JLT             btail5
+	VMOVUPS         (SI), Y2
+	VFMADD231PS     (DX), Y15, Y2
+	VFMADD231PS     (DI), Y2, Y0
+	ADDQ            $32, DX
+	ADDQ            $32, SI
+	ADDQ            $32, DI
+	SUBQ            $8, CX
+	JMP             bloop4
+btail5:
+	TESTQ           CX, CX
+	JZ              done6
+	LEAQ            tailmask<>+32(SB), AX
+	SHLQ            $2, CX
+	SUBQ            CX, AX
+	VMOVDQU         (AX), Y3
+	VMASKMOVPS      (SI), Y3, Y2
+	VMASKMOVPS      (DX), Y3, Y4
+	VFMADD231PS     Y4, Y15, Y2
+	VMASKMOVPS      (DI), Y3, Y4
+	VFMADD231PS     Y4, Y2, Y0
+done6:
+	MOVQ            out+72(FP), AX
+	MOVQ            ldo+80(FP), BX
+	SHLQ            $2, BX
+	LEAQ            (BX)(BX*2), CX
+	VADDPS          Y0, Y1, Y1
+	VEXTRACTF128    $1, Y1, X4
+	VADDPS          X4, X1, X1
+	VPERMILPS       $0x4e, X1, X4
+	VADDPS          X4, X1, X1
+	VPERMILPS       $0xb1, X1, X4
+	VADDSS          X4, X1, X1
+	VMOVSS          X1, (AX)
+	VZEROUPPER      
+	RET             
+
+// func a3Tile4x1AVX2(w *byte, s, b, x, xsum *float32, ng, cpg, c, k int, out *float32, ldo int)
+TEXT ·a3Tile4x1AVX2(SB), NOSPLIT, $0-88
+	MOVQ            w+0(FP), SI
+	MOVQ            s+8(FP), DX
+	MOVQ            x+24(FP), DI
+	MOVQ            ng+40(FP), CX
+	MOVQ            cpg+48(FP), BX
+	MOVQ            CX, R10
+	SHLQ            $2, R10
+	LEAQ            (R10)(R10*2), R11
+	MOVQ            k+64(FP), R12
+	SHLQ            $2, R12
+	LEAQ            (R12)(R12*2), R13
+	VMOVDQU         a3shift0<>(SB), Y15
+	VMOVDQU         a3shift8<>(SB), Y14
+	VMOVDQU         topbit<>(SB), Y13
+	VXORPS          Y4, Y4, Y4
+	VXORPS          Y5, Y5, Y5
+	VXORPS          Y6, Y6, Y6
+	VXORPS          Y7, Y7, Y7
+loop1:
+	VXORPS          Y0, Y0, Y0
+	VXORPS          Y1, Y1, Y1
+	VXORPS          Y2, Y2, Y2
+	VXORPS          Y3, Y3, Y3
+	MOVQ            BX, AX
+chunk3:
+	VPBROADCASTD    (SI), Y8
+	VPSLLVD         Y15, Y8, Y8
+	VPXOR           Y13, Y8, Y8
+	VPSRAD          $29, Y8, Y8
+	VCVTDQ2PS       Y8, Y8
+	VFMADD231PS     (DI), Y8, Y0
+	VFMADD231PS     (DI)(R12*1), Y8, Y1
+	VFMADD231PS     (DI)(R12*2), Y8, Y2
+	VFMADD231PS     (DI)(R13*1), Y8, Y3
+	VPBROADCASTD    3(SI), Y8
+	VPSLLVD         Y15, Y8, Y8
+	VPXOR           Y13, Y8, Y8
+	VPSRAD          $29, Y8, Y8
+	VCVTDQ2PS       Y8, Y8
+	VFMADD231PS     32(DI), Y8, Y0
+	VFMADD231PS     32(DI)(R12*1), Y8, Y1
+	VFMADD231PS     32(DI)(R12*2), Y8, Y2
+	VFMADD231PS     32(DI)(R13*1), Y8, Y3
+	VPBROADCASTD    6(SI), Y8
+	VPSLLVD         Y15, Y8, Y8
+	VPXOR           Y13, Y8, Y8
+	VPSRAD          $29, Y8, Y8
+	VCVTDQ2PS       Y8, Y8
+	VFMADD231PS     64(DI), Y8, Y0
+	VFMADD231PS     64(DI)(R12*1), Y8, Y1
+	VFMADD231PS     64(DI)(R12*2), Y8, Y2
+	VFMADD231PS     64(DI)(R13*1), Y8, Y3
+	VPBROADCASTD    8(SI), Y8
+	VPSLLVD         Y14, Y8, Y8
+	VPXOR           Y13, Y8, Y8
+	VPSRAD          $29, Y8, Y8
+	VCVTDQ2PS       Y8, Y8
+	VFMADD231PS     96(DI), Y8, Y0
+	VFMADD231PS     96(DI)(R12*1), Y8, Y1
+	VFMADD231PS     96(DI)(R12*2), Y8, Y2
+	VFMADD231PS     96(DI)(R13*1), Y8, Y3
+	ADDQ            $12, SI
+	ADDQ            $128, DI
+	DECQ            AX
+	JNZ             chunk3
+	VBROADCASTSS    (DX), Y9
+	VFMADD231PS     Y9, Y0, Y4
+	VFMADD231PS     Y9, Y1, Y5
+	VFMADD231PS     Y9, Y2, Y6
+	VFMADD231PS     Y9, Y3, Y7
+	ADDQ            $4, DX
+	DECQ            CX
+	JNZ             loop1
+bias2:
+	MOVQ            ng+40(FP), CX
+	MOVQ            s+8(FP), DX
+	MOVQ            b+16(FP), SI
+	MOVQ            xsum+32(FP), DI
+	VPBROADCASTD    c+56(FP), Y15
+	VCVTDQ2PS       Y15, Y15
+	VXORPS          Y0, Y0, Y0
+	VXORPS          Y1, Y1, Y1
+	VXORPS          Y2, Y2, Y2
+	VXORPS          Y3, Y3, Y3
+	TESTQ           SI, SI
+	JZ              done6
+bloop4:
+	CMPQ            CX, $8
+	JLT             btail5
+	VMOVUPS         (SI), Y8
+	VFMADD231PS     (DX), Y15, Y8
+	VFMADD231PS     (DI), Y8, Y0
+	VFMADD231PS     (DI)(R10*1), Y8, Y1
+	VFMADD231PS     (DI)(R10*2), Y8, Y2
+	VFMADD231PS     (DI)(R11*1), Y8, Y3
+	ADDQ            $32, DX
+	ADDQ            $32, SI
+	ADDQ            $32, DI
+	SUBQ            $8, CX
+	JMP             bloop4
+btail5:
+	TESTQ           CX, CX
+	JZ              done6
+	LEAQ            tailmask<>+32(SB), AX
+	SHLQ            $2, CX
+	SUBQ            CX, AX
+	VMOVDQU         (AX), Y9
+	VMASKMOVPS      (SI), Y9, Y8
+	VMASKMOVPS      (DX), Y9, Y10
+	VFMADD231PS     Y10, Y15, Y8
+	VMASKMOVPS      (DI), Y9, Y10
+	VFMADD231PS     Y10, Y8, Y0
+	VMASKMOVPS      (DI)(R10*1), Y9, Y10
+	VFMADD231PS     Y10, Y8, Y1
+	VMASKMOVPS      (DI)(R10*2), Y9, Y10
+	VFMADD231PS     Y10, Y8, Y2
+	VMASKMOVPS      (DI)(R11*1), Y9, Y10
+	VFMADD231PS     Y10, Y8, Y3
+done6:
+	MOVQ            out+72(FP), AX
+	MOVQ            ldo+80(FP), BX
+	SHLQ            $2, BX
+	LEAQ            (BX)(BX*2), CX
+	VADDPS          Y0, Y4, Y4
+	VEXTRACTF128    $1, Y4, X10
+	VADDPS          X10, X4, X4
+	VPERMILPS       $0x4e, X4, X10
+	VADDPS          X10, X4, X4
+	VPERMILPS       $0xb1, X4, X10
+	VADDSS          X10, X4, X4
+	VMOVSS          X4, (AX)
+	VADDPS          Y1, Y5, Y5
+	VEXTRACTF128    $1, Y5, X10
+	VADDPS          X10, X5, X5
+	VPERMILPS       $0x4e, X5, X10
+	VADDPS          X10, X5, X5
+	VPERMILPS       $0xb1, X5, X10
+	VADDSS          X10, X5, X5
+	VMOVSS          X5, (AX)(BX*1)
+	VADDPS          Y2, Y6, Y6
+	VEXTRACTF128    $1, Y6, X10
+	VADDPS          X10, X6, X6
+	VPERMILPS       $0x4e, X6, X10
+	VADDPS          X10, X6, X6
+	VPERMILPS       $0xb1, X6, X10
+	VADDSS          X10, X6, X6
+	VMOVSS          X6, (AX)(BX*2)
+	VADDPS          Y3, Y7, Y7
+	VEXTRACTF128    $1, Y7, X10
+	VADDPS          X10, X7, X7
+	VPERMILPS       $0x4e, X7, X10
+	VADDPS          X10, X7, X7
+	VPERMILPS       $0xb1, X7, X10
+	VADDSS          X10, X7, X7
+	VMOVSS          X7, (AX)(CX*1)
+	VZEROUPPER      
+	RET             
+
+// func a5Tile1x1AVX2(w *byte, s, b, x, xsum *float32, ng, cpg, c, k int, out *float32, ldo int)
+TEXT ·a5Tile1x1AVX2(SB), NOSPLIT, $0-88
+	MOVQ            w+0(FP), SI
+	MOVQ            s+8(FP), DX
+	MOVQ            x+24(FP), DI
+	MOVQ            ng+40(FP), CX
+	MOVQ            cpg+48(FP), BX
+	MOVQ            CX, R10
+	SHLQ            $2, R10
+	LEAQ            (R10)(R10*2), R11
+	VMOVDQU         a5shuf0<>(SB), Y15
+	VMOVDQU         a5shuf3<>(SB), Y14
+	VMOVDQU         a5mask<>(SB), Y13
+	VMOVDQU         a5magic<>(SB), Y12
+	VMOVDQU         a5bias<>(SB), Y11
+	VXORPS          Y1, Y1, Y1
+loop1:
+	VXORPS          Y0, Y0, Y0
+	MOVQ            BX, AX
+chunk3:
+	VPBROADCASTQ    (SI), Y2
+	VPSHUFB         Y15, Y2, Y2
+	VPAND           Y13, Y2, Y2
+	VPOR            Y12, Y2, Y2
+	VSUBPS          Y11, Y2, Y2
+	VFMADD231PS     (DI), Y2, Y0
+	VPBROADCASTQ    5(SI), Y2
+	VPSHUFB         Y15, Y2, Y2
+	VPAND           Y13, Y2, Y2
+	VPOR            Y12, Y2, Y2
+	VSUBPS          Y11, Y2, Y2
+	VFMADD231PS     32(DI), Y2, Y0
+	VPBROADCASTQ    10(SI), Y2
+	VPSHUFB         Y15, Y2, Y2
+	VPAND           Y13, Y2, Y2
+	VPOR            Y12, Y2, Y2
+	VSUBPS          Y11, Y2, Y2
+	VFMADD231PS     64(DI), Y2, Y0
+	VPBROADCASTQ    12(SI), Y2
+	VPSHUFB         Y14, Y2, Y2
+	VPAND           Y13, Y2, Y2
+	VPOR            Y12, Y2, Y2
+	VSUBPS          Y11, Y2, Y2
+	VFMADD231PS     96(DI), Y2, Y0
+	ADDQ            $20, SI
+	ADDQ            $128, DI
+	DECQ            AX
+	JNZ             chunk3
+	VBROADCASTSS    (DX), Y3
+	VFMADD231PS     Y3, Y0, Y1
+	ADDQ            $4, DX
+	DECQ            CX
+	JNZ             loop1
+bias2:
+	MOVQ            ng+40(FP), CX
+	MOVQ            s+8(FP), DX
+	MOVQ            b+16(FP), SI
+	MOVQ            xsum+32(FP), DI
+	VPBROADCASTD    c+56(FP), Y15
+	VCVTDQ2PS       Y15, Y15
+	VXORPS          Y0, Y0, Y0
+	TESTQ           SI, SI
+	JZ              done6
+bloop4:
+	CMPQ            CX, $8
+	JLT             btail5
+	VMOVUPS         (SI), Y2
+	VFMADD231PS     (DX), Y15, Y2
+	VFMADD231PS     (DI), Y2, Y0
+	ADDQ            $32, DX
+	ADDQ            $32, SI
+	ADDQ            $32, DI
+	SUBQ            $8, CX
+	JMP             bloop4
+btail5:
+	TESTQ           CX, CX
+	JZ              done6
+	LEAQ            tailmask<>+32(SB), AX
+	SHLQ            $2, CX
+	SUBQ            CX, AX
+	VMOVDQU         (AX), Y3
+	VMASKMOVPS      (SI), Y3, Y2
+	VMASKMOVPS      (DX), Y3, Y4
+	VFMADD231PS     Y4, Y15, Y2
+	VMASKMOVPS      (DI), Y3, Y4
+	VFMADD231PS     Y4, Y2, Y0
+done6:
+	MOVQ            out+72(FP), AX
+	MOVQ            ldo+80(FP), BX
+	SHLQ            $2, BX
+	LEAQ            (BX)(BX*2), CX
+	VADDPS          Y0, Y1, Y1
+	VEXTRACTF128    $1, Y1, X4
+	VADDPS          X4, X1, X1
+	VPERMILPS       $0x4e, X1, X4
+	VADDPS          X4, X1, X1
+	VPERMILPS       $0xb1, X1, X4
+	VADDSS          X4, X1, X1
+	VMOVSS          X1, (AX)
+	VZEROUPPER      
+	RET             
+
+// func a5Tile4x1AVX2(w *byte, s, b, x, xsum *float32, ng, cpg, c, k int, out *float32, ldo int)
+TEXT ·a5Tile4x1AVX2(SB), NOSPLIT, $0-88
+	MOVQ            w+0(FP), SI
+	MOVQ            s+8(FP), DX
+	MOVQ            x+24(FP), DI
+	MOVQ            ng+40(FP), CX
+	MOVQ            cpg+48(FP), BX
+	MOVQ            CX, R10
+	SHLQ            $2, R10
+	LEAQ            (R10)(R10*2), R11
+	MOVQ            k+64(FP), R12
+	SHLQ            $2, R12
+	LEAQ            (R12)(R12*2), R13
+	VMOVDQU         a5shuf0<>(SB), Y15
+	VMOVDQU         a5shuf3<>(SB), Y14
+	VMOVDQU         a5mask<>(SB), Y13
+	VMOVDQU         a5magic<>(SB), Y12
+	VMOVDQU         a5bias<>(SB), Y11
+	VXORPS          Y4, Y4, Y4
+	VXORPS          Y5, Y5, Y5
+	VXORPS          Y6, Y6, Y6
+	VXORPS          Y7, Y7, Y7
+loop1:
+	VXORPS          Y0, Y0, Y0
+	VXORPS          Y1, Y1, Y1
+	VXORPS          Y2, Y2, Y2
+	VXORPS          Y3, Y3, Y3
+	MOVQ            BX, AX
+chunk3:
+	VPBROADCASTQ    (SI), Y8
+	VPSHUFB         Y15, Y8, Y8
+	VPAND           Y13, Y8, Y8
+	VPOR            Y12, Y8, Y8
+	VSUBPS          Y11, Y8, Y8
+	VFMADD231PS     (DI), Y8, Y0
+	VFMADD231PS     (DI)(R12*1), Y8, Y1
+	VFMADD231PS     (DI)(R12*2), Y8, Y2
+	VFMADD231PS     (DI)(R13*1), Y8, Y3
+	VPBROADCASTQ    5(SI), Y8
+	VPSHUFB         Y15, Y8, Y8
+	VPAND           Y13, Y8, Y8
+	VPOR            Y12, Y8, Y8
+	VSUBPS          Y11, Y8, Y8
+	VFMADD231PS     32(DI), Y8, Y0
+	VFMADD231PS     32(DI)(R12*1), Y8, Y1
+	VFMADD231PS     32(DI)(R12*2), Y8, Y2
+	VFMADD231PS     32(DI)(R13*1), Y8, Y3
+	VPBROADCASTQ    10(SI), Y8
+	VPSHUFB         Y15, Y8, Y8
+	VPAND           Y13, Y8, Y8
+	VPOR            Y12, Y8, Y8
+	VSUBPS          Y11, Y8, Y8
+	VFMADD231PS     64(DI), Y8, Y0
+	VFMADD231PS     64(DI)(R12*1), Y8, Y1
+	VFMADD231PS     64(DI)(R12*2), Y8, Y2
+	VFMADD231PS     64(DI)(R13*1), Y8, Y3
+	VPBROADCASTQ    12(SI), Y8
+	VPSHUFB         Y14, Y8, Y8
+	VPAND           Y13, Y8, Y8
+	VPOR            Y12, Y8, Y8
+	VSUBPS          Y11, Y8, Y8
+	VFMADD231PS     96(DI), Y8, Y0
+	VFMADD231PS     96(DI)(R12*1), Y8, Y1
+	VFMADD231PS     96(DI)(R12*2), Y8, Y2
+	VFMADD231PS     96(DI)(R13*1), Y8, Y3
+	ADDQ            $20, SI
+	ADDQ            $128, DI
+	DECQ            AX
+	JNZ             chunk3
+	VBROADCASTSS    (DX), Y9
+	VFMADD231PS     Y9, Y0, Y4
+	VFMADD231PS     Y9, Y1, Y5
+	VFMADD231PS     Y9, Y2, Y6
+	VFMADD231PS     Y9, Y3, Y7
+	ADDQ            $4, DX
+	DECQ            CX
+	JNZ             loop1
+bias2:
+	MOVQ            ng+40(FP), CX
+	MOVQ            s+8(FP), DX
+	MOVQ            b+16(FP), SI
+	MOVQ            xsum+32(FP), DI
+	VPBROADCASTD    c+56(FP), Y15
+	VCVTDQ2PS       Y15, Y15
+	VXORPS          Y0, Y0, Y0
+	VXORPS          Y1, Y1, Y1
+	VXORPS          Y2, Y2, Y2
+	VXORPS          Y3, Y3, Y3
+	TESTQ           SI, SI
+	JZ              done6
+bloop4:
+	CMPQ            CX, $8
+	JLT             btail5
+	VMOVUPS         (SI), Y8
+	VFMADD231PS     (DX), Y15, Y8
+	VFMADD231PS     (DI), Y8, Y0
+	VFMADD231PS     (DI)(R10*1), Y8, Y1
+	VFMADD231PS     (DI)(R10*2), Y8, Y2
+	VFMADD231PS     (DI)(R11*1), Y8, Y3
+	ADDQ            $32, DX
+	ADDQ            $32, SI
+	ADDQ            $32, DI
+	SUBQ            $8, CX
+	JMP             bloop4
+btail5:
+	TESTQ           CX, CX
+	JZ              done6
+	LEAQ            tailmask<>+32(SB), AX
+	SHLQ            $2, CX
+	SUBQ            CX, AX
+	VMOVDQU         (AX), Y9
+	VMASKMOVPS      (SI), Y9, Y8
+	VMASKMOVPS      (DX), Y9, Y10
+	VFMADD231PS     Y10, Y15, Y8
+	VMASKMOVPS      (DI), Y9, Y10
+	VFMADD231PS     Y10, Y8, Y0
+	VMASKMOVPS      (DI)(R10*1), Y9, Y10
+	VFMADD231PS     Y10, Y8, Y1
+	VMASKMOVPS      (DI)(R10*2), Y9, Y10
+	VFMADD231PS     Y10, Y8, Y2
+	VMASKMOVPS      (DI)(R11*1), Y9, Y10
+	VFMADD231PS     Y10, Y8, Y3
+done6:
+	MOVQ            out+72(FP), AX
+	MOVQ            ldo+80(FP), BX
+	SHLQ            $2, BX
+	LEAQ            (BX)(BX*2), CX
+	VADDPS          Y0, Y4, Y4
+	VEXTRACTF128    $1, Y4, X10
+	VADDPS          X10, X4, X4
+	VPERMILPS       $0x4e, X4, X10
+	VADDPS          X10, X4, X4
+	VPERMILPS       $0xb1, X4, X10
+	VADDSS          X10, X4, X4
+	VMOVSS          X4, (AX)
+	VADDPS          Y1, Y5, Y5
+	VEXTRACTF128    $1, Y5, X10
+	VADDPS          X10, X5, X5
+	VPERMILPS       $0x4e, X5, X10
+	VADDPS          X10, X5, X5
+	VPERMILPS       $0xb1, X5, X10
+	VADDSS          X10, X5, X5
+	VMOVSS          X5, (AX)(BX*1)
+	VADDPS          Y2, Y6, Y6
+	VEXTRACTF128    $1, Y6, X10
+	VADDPS          X10, X6, X6
+	VPERMILPS       $0x4e, X6, X10
+	VADDPS          X10, X6, X6
+	VPERMILPS       $0xb1, X6, X10
+	VADDSS          X10, X6, X6
+	VMOVSS          X6, (AX)(BX*2)
+	VADDPS          Y3, Y7, Y7
+	VEXTRACTF128    $1, Y7, X10
+	VADDPS          X10, X7, X7
+	VPERMILPS       $0x4e, X7, X10
+	VADDPS          X10, X7, X7
+	VPERMILPS       $0xb1, X7, X10
+	VADDSS          X10, X7, X7
+	VMOVSS          X7, (AX)(CX*1)
+	VZEROUPPER      
+	RET             
+
+// func a6Tile1x1AVX2(w *byte, s, b, x, xsum *float32, ng, cpg, c, k int, out *float32, ldo int)
+TEXT ·a6Tile1x1AVX2(SB), NOSPLIT, $0-88
+	MOVQ            w+0(FP), SI
+	MOVQ            s+8(FP), DX
+	MOVQ            x+24(FP), DI
+	MOVQ            ng+40(FP), CX
+	MOVQ            cpg+48(FP), BX
+	MOVQ            CX, R10
+	SHLQ            $2, R10
+	LEAQ            (R10)(R10*2), R11
+	VMOVDQU         a6shuf0<>(SB), Y15
+	VMOVDQU         a6shuf2<>(SB), Y14
+	VMOVDQU         a6mask<>(SB), Y13
+	VMOVDQU         a6magic<>(SB), Y12
+	VMOVDQU         a6bias<>(SB), Y11
+	VXORPS          Y1, Y1, Y1
+loop1:
+	VXORPS          Y0, Y0, Y0
+	MOVQ            BX, AX
+chunk3:
+	VPBROADCASTQ    (SI), Y2
+	VPSHUFB         Y15, Y2, Y2
+	VPAND           Y13, Y2, Y2
+	VPOR            Y12, Y2, Y2
+	VSUBPS          Y11, Y2, Y2
+	VFMADD231PS     (DI), Y2, Y0
+	VPBROADCASTQ    6(SI), Y2
+	VPSHUFB         Y15, Y2, Y2
+	VPAND           Y13, Y2, Y2
+	VPOR            Y12, Y2, Y2
+	VSUBPS          Y11, Y2, Y2
+	VFMADD231PS     32(DI), Y2, Y0
+	VPBROADCASTQ    12(SI), Y2
+	VPSHUFB         Y15, Y2, Y2
+	VPAND           Y13, Y2, Y2
+	VPOR            Y12, Y2, Y2
+	VSUBPS          Y11, Y2, Y2
+	VFMADD231PS     64(DI), Y2, Y0
+	VPBROADCASTQ    16(SI), Y2
+	VPSHUFB         Y14, Y2, Y2
+	VPAND           Y13, Y2, Y2
+	VPOR            Y12, Y2, Y2
+	VSUBPS          Y11, Y2, Y2
+	VFMADD231PS     96(DI), Y2, Y0
+	ADDQ            $24, SI
+	ADDQ            $128, DI
+	DECQ            AX
+	JNZ             chunk3
+	VBROADCASTSS    (DX), Y3
+	VFMADD231PS     Y3, Y0, Y1
+	ADDQ            $4, DX
+	DECQ            CX
+	JNZ             loop1
+bias2:
+	MOVQ            ng+40(FP), CX
+	MOVQ            s+8(FP), DX
+	MOVQ            b+16(FP), SI
+	MOVQ            xsum+32(FP), DI
+	VPBROADCASTD    c+56(FP), Y15
+	VCVTDQ2PS       Y15, Y15
+	VXORPS          Y0, Y0, Y0
+	TESTQ           SI, SI
+	JZ              done6
+bloop4:
+	CMPQ            CX, $8
+	JLT             btail5
+	VMOVUPS         (SI), Y2
+	VFMADD231PS     (DX), Y15, Y2
+	VFMADD231PS     (DI), Y2, Y0
+	ADDQ            $32, DX
+	ADDQ            $32, SI
+	ADDQ            $32, DI
+	SUBQ            $8, CX
+	JMP             bloop4
+btail5:
+	TESTQ           CX, CX
+	JZ              done6
+	LEAQ            tailmask<>+32(SB), AX
+	SHLQ            $2, CX
+	SUBQ            CX, AX
+	VMOVDQU         (AX), Y3
+	VMASKMOVPS      (SI), Y3, Y2
+	VMASKMOVPS      (DX), Y3, Y4
+	VFMADD231PS     Y4, Y15, Y2
+	VMASKMOVPS      (DI), Y3, Y4
+	VFMADD231PS     Y4, Y2, Y0
+done6:
+	MOVQ            out+72(FP), AX
+	MOVQ            ldo+80(FP), BX
+	SHLQ            $2, BX
+	LEAQ            (BX)(BX*2), CX
+	VADDPS          Y0, Y1, Y1
+	VEXTRACTF128    $1, Y1, X4
+	VADDPS          X4, X1, X1
+	VPERMILPS       $0x4e, X1, X4
+	VADDPS          X4, X1, X1
+	VPERMILPS       $0xb1, X1, X4
+	VADDSS          X4, X1, X1
+	VMOVSS          X1, (AX)
+	VZEROUPPER      
+	RET             
+
+// func a6Tile4x1AVX2(w *byte, s, b, x, xsum *float32, ng, cpg, c, k int, out *float32, ldo int)
+TEXT ·a6Tile4x1AVX2(SB), NOSPLIT, $0-88
+	MOVQ            w+0(FP), SI
+	MOVQ            s+8(FP), DX
+	MOVQ            x+24(FP), DI
+	MOVQ            ng+40(FP), CX
+	MOVQ            cpg+48(FP), BX
+	MOVQ            CX, R10
+	SHLQ            $2, R10
+	LEAQ            (R10)(R10*2), R11
+	MOVQ            k+64(FP), R12
+	SHLQ            $2, R12
+	LEAQ            (R12)(R12*2), R13
+	VMOVDQU         a6shuf0<>(SB), Y15
+	VMOVDQU         a6shuf2<>(SB), Y14
+	VMOVDQU         a6mask<>(SB), Y13
+	VMOVDQU         a6magic<>(SB), Y12
+	VMOVDQU         a6bias<>(SB), Y11
+	VXORPS          Y4, Y4, Y4
+	VXORPS          Y5, Y5, Y5
+	VXORPS          Y6, Y6, Y6
+	VXORPS          Y7, Y7, Y7
+loop1:
+	VXORPS          Y0, Y0, Y0
+	VXORPS          Y1, Y1, Y1
+	VXORPS          Y2, Y2, Y2
+	VXORPS          Y3, Y3, Y3
+	MOVQ            BX, AX
+chunk3:
+	VPBROADCASTQ    (SI), Y8
+	VPSHUFB         Y15, Y8, Y8
+	VPAND           Y13, Y8, Y8
+	VPOR            Y12, Y8, Y8
+	VSUBPS          Y11, Y8, Y8
+	VFMADD231PS     (DI), Y8, Y0
+	VFMADD231PS     (DI)(R12*1), Y8, Y1
+	VFMADD231PS     (DI)(R12*2), Y8, Y2
+	VFMADD231PS     (DI)(R13*1), Y8, Y3
+	VPBROADCASTQ    6(SI), Y8
+	VPSHUFB         Y15, Y8, Y8
+	VPAND           Y13, Y8, Y8
+	VPOR            Y12, Y8, Y8
+	VSUBPS          Y11, Y8, Y8
+	VFMADD231PS     32(DI), Y8, Y0
+	VFMADD231PS     32(DI)(R12*1), Y8, Y1
+	VFMADD231PS     32(DI)(R12*2), Y8, Y2
+	VFMADD231PS     32(DI)(R13*1), Y8, Y3
+	VPBROADCASTQ    12(SI), Y8
+	VPSHUFB         Y15, Y8, Y8
+	VPAND           Y13, Y8, Y8
+	VPOR            Y12, Y8, Y8
+	VSUBPS          Y11, Y8, Y8
+	VFMADD231PS     64(DI), Y8, Y0
+	VFMADD231PS     64(DI)(R12*1), Y8, Y1
+	VFMADD231PS     64(DI)(R12*2), Y8, Y2
+	VFMADD231PS     64(DI)(R13*1), Y8, Y3
+	VPBROADCASTQ    16(SI), Y8
+	VPSHUFB         Y14, Y8, Y8
+	VPAND           Y13, Y8, Y8
+	VPOR            Y12, Y8, Y8
+	VSUBPS          Y11, Y8, Y8
+	VFMADD231PS     96(DI), Y8, Y0
+	VFMADD231PS     96(DI)(R12*1), Y8, Y1
+	VFMADD231PS     96(DI)(R12*2), Y8, Y2
+	VFMADD231PS     96(DI)(R13*1), Y8, Y3
+	ADDQ            $24, SI
+	ADDQ            $128, DI
+	DECQ            AX
+	JNZ             chunk3
+	VBROADCASTSS    (DX), Y9
+	VFMADD231PS     Y9, Y0, Y4
+	VFMADD231PS     Y9, Y1, Y5
+	VFMADD231PS     Y9, Y2, Y6
+	VFMADD231PS     Y9, Y3, Y7
+	ADDQ            $4, DX
+	DECQ            CX
+	JNZ             loop1
+bias2:
+	MOVQ            ng+40(FP), CX
+	MOVQ            s+8(FP), DX
+	MOVQ            b+16(FP), SI
+	MOVQ            xsum+32(FP), DI
+	VPBROADCASTD    c+56(FP), Y15
+	VCVTDQ2PS       Y15, Y15
+	VXORPS          Y0, Y0, Y0
+	VXORPS          Y1, Y1, Y1
+	VXORPS          Y2, Y2, Y2
+	VXORPS          Y3, Y3, Y3
+	TESTQ           SI, SI
+	JZ              done6
+bloop4:
+	CMPQ            CX, $8
+	JLT             btail5
+	VMOVUPS         (SI), Y8
+	VFMADD231PS     (DX), Y15, Y8
+	VFMADD231PS     (DI), Y8, Y0
+	VFMADD231PS     (DI)(R10*1), Y8, Y1
+	VFMADD231PS     (DI)(R10*2), Y8, Y2
+	VFMADD231PS     (DI)(R11*1), Y8, Y3
+	ADDQ            $32, DX
+	ADDQ            $32, SI
+	ADDQ            $32, DI
+	SUBQ            $8, CX
+	JMP             bloop4
+btail5:
+	TESTQ           CX, CX
+	JZ              done6
+	LEAQ            tailmask<>+32(SB), AX
+	SHLQ            $2, CX
+	SUBQ            CX, AX
+	VMOVDQU         (AX), Y9
+	VMASKMOVPS      (SI), Y9, Y8
+	VMASKMOVPS      (DX), Y9, Y10
+	VFMADD231PS     Y10, Y15, Y8
+	VMASKMOVPS      (DI), Y9, Y10
+	VFMADD231PS     Y10, Y8, Y0
+	VMASKMOVPS      (DI)(R10*1), Y9, Y10
+	VFMADD231PS     Y10, Y8, Y1
+	VMASKMOVPS      (DI)(R10*2), Y9, Y10
+	VFMADD231PS     Y10, Y8, Y2
+	VMASKMOVPS      (DI)(R11*1), Y9, Y10
+	VFMADD231PS     Y10, Y8, Y3
+done6:
+	MOVQ            out+72(FP), AX
+	MOVQ            ldo+80(FP), BX
+	SHLQ            $2, BX
+	LEAQ            (BX)(BX*2), CX
+	VADDPS          Y0, Y4, Y4
+	VEXTRACTF128    $1, Y4, X10
+	VADDPS          X10, X4, X4
+	VPERMILPS       $0x4e, X4, X10
+	VADDPS          X10, X4, X4
+	VPERMILPS       $0xb1, X4, X10
+	VADDSS          X10, X4, X4
+	VMOVSS          X4, (AX)
+	VADDPS          Y1, Y5, Y5
+	VEXTRACTF128    $1, Y5, X10
+	VADDPS          X10, X5, X5
+	VPERMILPS       $0x4e, X5, X10
+	VADDPS          X10, X5, X5
+	VPERMILPS       $0xb1, X5, X10
+	VADDSS          X10, X5, X5
+	VMOVSS          X5, (AX)(BX*1)
+	VADDPS          Y2, Y6, Y6
+	VEXTRACTF128    $1, Y6, X10
+	VADDPS          X10, X6, X6
+	VPERMILPS       $0x4e, X6, X10
+	VADDPS          X10, X6, X6
+	VPERMILPS       $0xb1, X6, X10
+	VADDSS          X10, X6, X6
+	VMOVSS          X6, (AX)(BX*2)
+	VADDPS          Y3, Y7, Y7
+	VEXTRACTF128    $1, Y7, X10
+	VADDPS          X10, X7, X7
+	VPERMILPS       $0x4e, X7, X10
+	VADDPS          X10, X7, X7
+	VPERMILPS       $0xb1, X7, X10
+	VADDSS          X10, X7, X7
+	VMOVSS          X7, (AX)(CX*1)
+	VZEROUPPER      
+	RET             
+
+// func e2m1Tile1x1AVX2(w *byte, s, b, x, xsum *float32, ng, cpg, c, k int, out *float32, ldo int)
+TEXT ·e2m1Tile1x1AVX2(SB), NOSPLIT, $0-88
+	MOVQ            w+0(FP), SI
+	MOVQ            s+8(FP), DX
+	MOVQ            x+24(FP), DI
+	MOVQ            ng+40(FP), CX
+	MOVQ            cpg+48(FP), BX
+	MOVQ            CX, R10
+	SHLQ            $2, R10
+	LEAQ            (R10)(R10*2), R11
+	VMOVDQU         shifts<>(SB), Y15
+	VMOVDQU         e2m1mag<>(SB), Y14
+	VMOVDQU         topbit<>(SB), Y13
+	VXORPS          Y1, Y1, Y1
+loop1:
+	VXORPS          Y0, Y0, Y0
+	MOVQ            BX, AX
+chunk3:
+	VPBROADCASTD    (SI), Y2
+	VPSLLVD         Y15, Y2, Y2
+	VPSRAD          $28, Y2, Y2
+	VPAND           Y13, Y2, Y5
+	VPERMPS         Y14, Y2, Y2
+	VPOR            Y5, Y2, Y2
+	VFMADD231PS     (DI), Y2, Y0
+	VPBROADCASTD    4(SI), Y2
+	VPSLLVD         Y15, Y2, Y2
+	VPSRAD          $28, Y2, Y2
+	VPAND           Y13, Y2, Y5
+	VPERMPS         Y14, Y2, Y2
+	VPOR            Y5, Y2, Y2
+	VFMADD231PS     32(DI), Y2, Y0
+	VPBROADCASTD    8(SI), Y2
+	VPSLLVD         Y15, Y2, Y2
+	VPSRAD          $28, Y2, Y2
+	VPAND           Y13, Y2, Y5
+	VPERMPS         Y14, Y2, Y2
+	VPOR            Y5, Y2, Y2
+	VFMADD231PS     64(DI), Y2, Y0
+	VPBROADCASTD    12(SI), Y2
+	VPSLLVD         Y15, Y2, Y2
+	VPSRAD          $28, Y2, Y2
+	VPAND           Y13, Y2, Y5
+	VPERMPS         Y14, Y2, Y2
+	VPOR            Y5, Y2, Y2
+	VFMADD231PS     96(DI), Y2, Y0
+	ADDQ            $16, SI
+	ADDQ            $128, DI
+	DECQ            AX
+	JNZ             chunk3
+	VBROADCASTSS    (DX), Y3
+	VFMADD231PS     Y3, Y0, Y1
+	ADDQ            $4, DX
+	DECQ            CX
+	JNZ             loop1
+bias2:
+	MOVQ            ng+40(FP), CX
+	MOVQ            s+8(FP), DX
+	MOVQ            b+16(FP), SI
+	MOVQ            xsum+32(FP), DI
+	VPBROADCASTD    c+56(FP), Y15
+	VCVTDQ2PS       Y15, Y15
+	VXORPS          Y0, Y0, Y0
+	TESTQ           SI, SI
+	JZ              done6
+bloop4:
+	CMPQ            CX, $8
+	JLT             btail5
+	VMOVUPS         (SI), Y2
+	VFMADD231PS     (DX), Y15, Y2
+	VFMADD231PS     (DI), Y2, Y0
+	ADDQ            $32, DX
+	ADDQ            $32, SI
+	ADDQ            $32, DI
+	SUBQ            $8, CX
+	JMP             bloop4
+btail5:
+	TESTQ           CX, CX
+	JZ              done6
+	LEAQ            tailmask<>+32(SB), AX
+	SHLQ            $2, CX
+	SUBQ            CX, AX
+	VMOVDQU         (AX), Y3
+	VMASKMOVPS      (SI), Y3, Y2
+	VMASKMOVPS      (DX), Y3, Y4
+	VFMADD231PS     Y4, Y15, Y2
+	VMASKMOVPS      (DI), Y3, Y4
+	VFMADD231PS     Y4, Y2, Y0
+done6:
+	MOVQ            out+72(FP), AX
+	MOVQ            ldo+80(FP), BX
+	SHLQ            $2, BX
+	LEAQ            (BX)(BX*2), CX
+	VADDPS          Y0, Y1, Y1
+	VEXTRACTF128    $1, Y1, X4
+	VADDPS          X4, X1, X1
+	VPERMILPS       $0x4e, X1, X4
+	VADDPS          X4, X1, X1
+	VPERMILPS       $0xb1, X1, X4
+	VADDSS          X4, X1, X1
+	VMOVSS          X1, (AX)
+	VZEROUPPER      
+	RET             
+
+// func e2m1Tile4x1AVX2(w *byte, s, b, x, xsum *float32, ng, cpg, c, k int, out *float32, ldo int)
+TEXT ·e2m1Tile4x1AVX2(SB), NOSPLIT, $0-88
+	MOVQ            w+0(FP), SI
+	MOVQ            s+8(FP), DX
+	MOVQ            x+24(FP), DI
+	MOVQ            ng+40(FP), CX
+	MOVQ            cpg+48(FP), BX
+	MOVQ            CX, R10
+	SHLQ            $2, R10
+	LEAQ            (R10)(R10*2), R11
+	MOVQ            k+64(FP), R12
+	SHLQ            $2, R12
+	LEAQ            (R12)(R12*2), R13
+	VMOVDQU         shifts<>(SB), Y15
+	VMOVDQU         e2m1mag<>(SB), Y14
+	VMOVDQU         topbit<>(SB), Y13
+	VXORPS          Y4, Y4, Y4
+	VXORPS          Y5, Y5, Y5
+	VXORPS          Y6, Y6, Y6
+	VXORPS          Y7, Y7, Y7
+loop1:
+	VXORPS          Y0, Y0, Y0
+	VXORPS          Y1, Y1, Y1
+	VXORPS          Y2, Y2, Y2
+	VXORPS          Y3, Y3, Y3
+	MOVQ            BX, AX
+chunk3:
+	VPBROADCASTD    (SI), Y8
+	VPSLLVD         Y15, Y8, Y8
+	VPSRAD          $28, Y8, Y8
+	VPAND           Y13, Y8, Y11
+	VPERMPS         Y14, Y8, Y8
+	VPOR            Y11, Y8, Y8
+	VFMADD231PS     (DI), Y8, Y0
+	VFMADD231PS     (DI)(R12*1), Y8, Y1
+	VFMADD231PS     (DI)(R12*2), Y8, Y2
+	VFMADD231PS     (DI)(R13*1), Y8, Y3
+	VPBROADCASTD    4(SI), Y8
+	VPSLLVD         Y15, Y8, Y8
+	VPSRAD          $28, Y8, Y8
+	VPAND           Y13, Y8, Y11
+	VPERMPS         Y14, Y8, Y8
+	VPOR            Y11, Y8, Y8
+	VFMADD231PS     32(DI), Y8, Y0
+	VFMADD231PS     32(DI)(R12*1), Y8, Y1
+	VFMADD231PS     32(DI)(R12*2), Y8, Y2
+	VFMADD231PS     32(DI)(R13*1), Y8, Y3
+	VPBROADCASTD    8(SI), Y8
+	VPSLLVD         Y15, Y8, Y8
+	VPSRAD          $28, Y8, Y8
+	VPAND           Y13, Y8, Y11
+	VPERMPS         Y14, Y8, Y8
+	VPOR            Y11, Y8, Y8
+	VFMADD231PS     64(DI), Y8, Y0
+	VFMADD231PS     64(DI)(R12*1), Y8, Y1
+	VFMADD231PS     64(DI)(R12*2), Y8, Y2
+	VFMADD231PS     64(DI)(R13*1), Y8, Y3
+	VPBROADCASTD    12(SI), Y8
+	VPSLLVD         Y15, Y8, Y8
+	VPSRAD          $28, Y8, Y8
+	VPAND           Y13, Y8, Y11
+	VPERMPS         Y14, Y8, Y8
+	VPOR            Y11, Y8, Y8
+	VFMADD231PS     96(DI), Y8, Y0
+	VFMADD231PS     96(DI)(R12*1), Y8, Y1
+	VFMADD231PS     96(DI)(R12*2), Y8, Y2
+	VFMADD231PS     96(DI)(R13*1), Y8, Y3
+	ADDQ            $16, SI
+	ADDQ            $128, DI
+	DECQ            AX
+	JNZ             chunk3
+	VBROADCASTSS    (DX), Y9
+	VFMADD231PS     Y9, Y0, Y4
+	VFMADD231PS     Y9, Y1, Y5
+	VFMADD231PS     Y9, Y2, Y6
+	VFMADD231PS     Y9, Y3, Y7
+	ADDQ            $4, DX
+	DECQ            CX
+	JNZ             loop1
+bias2:
+	MOVQ            ng+40(FP), CX
+	MOVQ            s+8(FP), DX
+	MOVQ            b+16(FP), SI
+	MOVQ            xsum+32(FP), DI
+	VPBROADCASTD    c+56(FP), Y15
+	VCVTDQ2PS       Y15, Y15
+	VXORPS          Y0, Y0, Y0
+	VXORPS          Y1, Y1, Y1
+	VXORPS          Y2, Y2, Y2
+	VXORPS          Y3, Y3, Y3
+	TESTQ           SI, SI
+	JZ              done6
+bloop4:
+	CMPQ            CX, $8
+	JLT             btail5
+	VMOVUPS         (SI), Y8
+	VFMADD231PS     (DX), Y15, Y8
+	VFMADD231PS     (DI), Y8, Y0
+	VFMADD231PS     (DI)(R10*1), Y8, Y1
+	VFMADD231PS     (DI)(R10*2), Y8, Y2
+	VFMADD231PS     (DI)(R11*1), Y8, Y3
+	ADDQ            $32, DX
+	ADDQ            $32, SI
+	ADDQ            $32, DI
+	SUBQ            $8, CX
+	JMP             bloop4
+btail5:
+	TESTQ           CX, CX
+	JZ              done6
+	LEAQ            tailmask<>+32(SB), AX
+	SHLQ            $2, CX
+	SUBQ            CX, AX
+	VMOVDQU         (AX), Y9
+	VMASKMOVPS      (SI), Y9, Y8
+	VMASKMOVPS      (DX), Y9, Y10
+	VFMADD231PS     Y10, Y15, Y8
+	VMASKMOVPS      (DI), Y9, Y10
+	VFMADD231PS     Y10, Y8, Y0
+	VMASKMOVPS      (DI)(R10*1), Y9, Y10
+	VFMADD231PS     Y10, Y8, Y1
+	VMASKMOVPS      (DI)(R10*2), Y9, Y10
+	VFMADD231PS     Y10, Y8, Y2
+	VMASKMOVPS      (DI)(R11*1), Y9, Y10
+	VFMADD231PS     Y10, Y8, Y3
+done6:
+	MOVQ            out+72(FP), AX
+	MOVQ            ldo+80(FP), BX
+	SHLQ            $2, BX
+	LEAQ            (BX)(BX*2), CX
+	VADDPS          Y0, Y4, Y4
+	VEXTRACTF128    $1, Y4, X10
+	VADDPS          X10, X4, X4
+	VPERMILPS       $0x4e, X4, X10
+	VADDPS          X10, X4, X4
+	VPERMILPS       $0xb1, X4, X10
+	VADDSS          X10, X4, X4
+	VMOVSS          X4, (AX)
+	VADDPS          Y1, Y5, Y5
+	VEXTRACTF128    $1, Y5, X10
+	VADDPS          X10, X5, X5
+	VPERMILPS       $0x4e, X5, X10
+	VADDPS          X10, X5, X5
+	VPERMILPS       $0xb1, X5, X10
+	VADDSS          X10, X5, X5
+	VMOVSS          X5, (AX)(BX*1)
+	VADDPS          Y2, Y6, Y6
+	VEXTRACTF128    $1, Y6, X10
+	VADDPS          X10, X6, X6
+	VPERMILPS       $0x4e, X6, X10
+	VADDPS          X10, X6, X6
+	VPERMILPS       $0xb1, X6, X10
+	VADDSS          X10, X6, X6
+	VMOVSS          X6, (AX)(BX*2)
+	VADDPS          Y3, Y7, Y7
+	VEXTRACTF128    $1, Y7, X10
+	VADDPS          X10, X7, X7
+	VPERMILPS       $0x4e, X7, X10
+	VADDPS          X10, X7, X7
+	VPERMILPS       $0xb1, X7, X10
+	VADDSS          X10, X7, X7
+	VMOVSS          X7, (AX)(CX*1)
+	VZEROUPPER      
+	RET             
+
+// func e2m1hTile1x1AVX2(w *byte, s, b, x, xsum *float32, ng, cpg, c, k int, out *float32, ldo int)
+TEXT ·e2m1hTile1x1AVX2(SB), NOSPLIT, $0-88
+	MOVQ            w+0(FP), SI
+	MOVQ            s+8(FP), DX
+	MOVQ            x+24(FP), DI
+	MOVQ            ng+40(FP), CX
+	MOVQ            cpg+48(FP), BX
+	MOVQ            CX, R10
+	SHLQ            $2, R10
+	LEAQ            (R10)(R10*2), R11
+	VMOVDQU         shifts<>(SB), Y15
+	VMOVDQU         e2m1mag<>(SB), Y14
+	VMOVDQU         topbit<>(SB), Y13
+	VXORPS          Y1, Y1, Y1
+loop1:
+	VXORPS          Y0, Y0, Y0
+	MOVQ            BX, AX
+chunk3:
+	VPBROADCASTD    (SI), Y2
+	VPSLLVD         Y15, Y2, Y2
+	VPSRAD          $28, Y2, Y2
+	VPAND           Y13, Y2, Y5
+	VPERMPS         Y14, Y2, Y2
+	VPOR            Y5, Y2, Y2
+	VFMADD231PS     (DI), Y2, Y0
+	VPBROADCASTD    4(SI), Y2
+	VPSLLVD         Y15, Y2, Y2
+	VPSRAD          $28, Y2, Y2
+	VPAND           Y13, Y2, Y5
+	VPERMPS         Y14, Y2, Y2
+	VPOR            Y5, Y2, Y2
+	VFMADD231PS     32(DI), Y2, Y0
+	ADDQ            $8, SI
+	ADDQ            $64, DI
+	DECQ            AX
+	JNZ             chunk3
+	VBROADCASTSS    (DX), Y3
+	VFMADD231PS     Y3, Y0, Y1
+	ADDQ            $4, DX
+	DECQ            CX
+	JNZ             loop1
+bias2:
+	MOVQ            ng+40(FP), CX
+	MOVQ            s+8(FP), DX
+	MOVQ            b+16(FP), SI
+	MOVQ            xsum+32(FP), DI
+	VPBROADCASTD    c+56(FP), Y15
+	VCVTDQ2PS       Y15, Y15
+	VXORPS          Y0, Y0, Y0
+	TESTQ           SI, SI
+	JZ              done6
+bloop4:
+	CMPQ            CX, $8
+	JLT             btail5
+	VMOVUPS         (SI), Y2
+	VFMADD231PS     (DX), Y15, Y2
+	VFMADD231PS     (DI), Y2, Y0
+	ADDQ            $32, DX
+	ADDQ            $32, SI
+	ADDQ            $32, DI
+	SUBQ            $8, CX
+	JMP             bloop4
+btail5:
+	TESTQ           CX, CX
+	JZ              done6
+	LEAQ            tailmask<>+32(SB), AX
+	SHLQ            $2, CX
+	SUBQ            CX, AX
+	VMOVDQU         (AX), Y3
+	VMASKMOVPS      (SI), Y3, Y2
+	VMASKMOVPS      (DX), Y3, Y4
+	VFMADD231PS     Y4, Y15, Y2
+	VMASKMOVPS      (DI), Y3, Y4
+	VFMADD231PS     Y4, Y2, Y0
+done6:
+	MOVQ            out+72(FP), AX
+	MOVQ            ldo+80(FP), BX
+	SHLQ            $2, BX
+	LEAQ            (BX)(BX*2), CX
+	VADDPS          Y0, Y1, Y1
+	VEXTRACTF128    $1, Y1, X4
+	VADDPS          X4, X1, X1
+	VPERMILPS       $0x4e, X1, X4
+	VADDPS          X4, X1, X1
+	VPERMILPS       $0xb1, X1, X4
+	VADDSS          X4, X1, X1
+	VMOVSS          X1, (AX)
+	VZEROUPPER      
+	RET             
+
+// func e2m1hTile4x1AVX2(w *byte, s, b, x, xsum *float32, ng, cpg, c, k int, out *float32, ldo int)
+TEXT ·e2m1hTile4x1AVX2(SB), NOSPLIT, $0-88
+	MOVQ            w+0(FP), SI
+	MOVQ            s+8(FP), DX
+	MOVQ            x+24(FP), DI
+	MOVQ            ng+40(FP), CX
+	MOVQ            cpg+48(FP), BX
+	MOVQ            CX, R10
+	SHLQ            $2, R10
+	LEAQ            (R10)(R10*2), R11
+	MOVQ            k+64(FP), R12
+	SHLQ            $2, R12
+	LEAQ            (R12)(R12*2), R13
+	VMOVDQU         shifts<>(SB), Y15
+	VMOVDQU         e2m1mag<>(SB), Y14
+	VMOVDQU         topbit<>(SB), Y13
+	VXORPS          Y4, Y4, Y4
+	VXORPS          Y5, Y5, Y5
+	VXORPS          Y6, Y6, Y6
+	VXORPS          Y7, Y7, Y7
+loop1:
+	VXORPS          Y0, Y0, Y0
+	VXORPS          Y1, Y1, Y1
+	VXORPS          Y2, Y2, Y2
+	VXORPS          Y3, Y3, Y3
+	MOVQ            BX, AX
+chunk3:
+	VPBROADCASTD    (SI), Y8
+	VPSLLVD         Y15, Y8, Y8
+	VPSRAD          $28, Y8, Y8
+	VPAND           Y13, Y8, Y11
+	VPERMPS         Y14, Y8, Y8
+	VPOR            Y11, Y8, Y8
+	VFMADD231PS     (DI), Y8, Y0
+	VFMADD231PS     (DI)(R12*1), Y8, Y1
+	VFMADD231PS     (DI)(R12*2), Y8, Y2
+	VFMADD231PS     (DI)(R13*1), Y8, Y3
+	VPBROADCASTD    4(SI), Y8
+	VPSLLVD         Y15, Y8, Y8
+	VPSRAD          $28, Y8, Y8
+	VPAND           Y13, Y8, Y11
+	VPERMPS         Y14, Y8, Y8
+	VPOR            Y11, Y8, Y8
+	VFMADD231PS     32(DI), Y8, Y0
+	VFMADD231PS     32(DI)(R12*1), Y8, Y1
+	VFMADD231PS     32(DI)(R12*2), Y8, Y2
+	VFMADD231PS     32(DI)(R13*1), Y8, Y3
+	ADDQ            $8, SI
+	ADDQ            $64, DI
+	DECQ            AX
+	JNZ             chunk3
+	VBROADCASTSS    (DX), Y9
+	VFMADD231PS     Y9, Y0, Y4
+	VFMADD231PS     Y9, Y1, Y5
+	VFMADD231PS     Y9, Y2, Y6
+	VFMADD231PS     Y9, Y3, Y7
+	ADDQ            $4, DX
+	DECQ            CX
+	JNZ             loop1
+bias2:
+	MOVQ            ng+40(FP), CX
+	MOVQ            s+8(FP), DX
+	MOVQ            b+16(FP), SI
+	MOVQ            xsum+32(FP), DI
+	VPBROADCASTD    c+56(FP), Y15
+	VCVTDQ2PS       Y15, Y15
+	VXORPS          Y0, Y0, Y0
+	VXORPS          Y1, Y1, Y1
+	VXORPS          Y2, Y2, Y2
+	VXORPS          Y3, Y3, Y3
+	TESTQ           SI, SI
+	JZ              done6
+bloop4:
+	CMPQ            CX, $8
+	JLT             btail5
+	VMOVUPS         (SI), Y8
+	VFMADD231PS     (DX), Y15, Y8
+	VFMADD231PS     (DI), Y8, Y0
+	VFMADD231PS     (DI)(R10*1), Y8, Y1
+	VFMADD231PS     (DI)(R10*2), Y8, Y2
+	VFMADD231PS     (DI)(R11*1), Y8, Y3
+	ADDQ            $32, DX
+	ADDQ            $32, SI
+	ADDQ            $32, DI
+	SUBQ            $8, CX
+	JMP             bloop4
+btail5:
+	TESTQ           CX, CX
+	JZ              done6
+	LEAQ            tailmask<>+32(SB), AX
+	SHLQ            $2, CX
+	SUBQ            CX, AX
+	VMOVDQU         (AX), Y9
+	VMASKMOVPS      (SI), Y9, Y8
+	VMASKMOVPS      (DX), Y9, Y10
+	VFMADD231PS     Y10, Y15, Y8
+	VMASKMOVPS      (DI), Y9, Y10
+	VFMADD231PS     Y10, Y8, Y0
+	VMASKMOVPS      (DI)(R10*1), Y9, Y10
+	VFMADD231PS     Y10, Y8, Y1
+	VMASKMOVPS      (DI)(R10*2), Y9, Y10
+	VFMADD231PS     Y10, Y8, Y2
+	VMASKMOVPS      (DI)(R11*1), Y9, Y10
+	VFMADD231PS     Y10, Y8, Y3
+done6:
+	MOVQ            out+72(FP), AX
+	MOVQ            ldo+80(FP), BX
+	SHLQ            $2, BX
+	LEAQ            (BX)(BX*2), CX
+	VADDPS          Y0, Y4, Y4
+	VEXTRACTF128    $1, Y4, X10
+	VADDPS          X10, X4, X4
+	VPERMILPS       $0x4e, X4, X10
+	VADDPS          X10, X4, X4
+	VPERMILPS       $0xb1, X4, X10
+	VADDSS          X10, X4, X4
+	VMOVSS          X4, (AX)
+	VADDPS          Y1, Y5, Y5
+	VEXTRACTF128    $1, Y5, X10
+	VADDPS          X10, X5, X5
+	VPERMILPS       $0x4e, X5, X10
+	VADDPS          X10, X5, X5
+	VPERMILPS       $0xb1, X5, X10
+	VADDSS          X10, X5, X5
+	VMOVSS          X5, (AX)(BX*1)
+	VADDPS          Y2, Y6, Y6
+	VEXTRACTF128    $1, Y6, X10
+	VADDPS          X10, X6, X6
+	VPERMILPS       $0x4e, X6, X10
+	VADDPS          X10, X6, X6
+	VPERMILPS       $0xb1, X6, X10
+	VADDSS          X10, X6, X6
+	VMOVSS          X6, (AX)(BX*2)
+	VADDPS          Y3, Y7, Y7
+	VEXTRACTF128    $1, Y7, X10
+	VADDPS          X10, X7, X7
+	VPERMILPS       $0x4e, X7, X10
+	VADDPS          X10, X7, X7
+	VPERMILPS       $0xb1, X7, X10
+	VADDSS          X10, X7, X7
+	VMOVSS          X7, (AX)(CX*1)
+	VZEROUPPER      
+	RET             
+
+// func e4m3Tile1x1AVX2(w *byte, s, b, x, xsum *float32, ng, cpg, c, k int, out *float32, ldo int)
+TEXT ·e4m3Tile1x1AVX2(SB), NOSPLIT, $0-88
+	MOVQ            w+0(FP), SI
+	MOVQ            s+8(FP), DX
+	MOVQ            x+24(FP), DI
+	MOVQ            ng+40(FP), CX
+	MOVQ            cpg+48(FP), BX
+	MOVQ            CX, R10
+	SHLQ            $2, R10
+	LEAQ            (R10)(R10*2), R11
+	VMOVDQU         e4m3half<>(SB), Y15
+	VMOVDQU         two8<>(SB), Y14
+	VXORPS          Y1, Y1, Y1
+loop1:
+	VXORPS          Y0, Y0, Y0
+	MOVQ            BX, AX
+chunk3:
+	VPMOVSXBW       (SI), X2
+	VPSLLW          $7, X2, X2
+	VPAND           X15, X2, X2
+	VCVTPH2PS       X2, Y2
+	VMULPS          Y14, Y2, Y2
+	VFMADD231PS     (DI), Y2, Y0
+	VPMOVSXBW       8(SI), X2
+	VPSLLW          $7, X2, X2
+	VPAND           X15, X2, X2
+	VCVTPH2PS       X2, Y2
+	VMULPS          Y14, Y2, Y2
+	VFMADD231PS     32(DI), Y2, Y0
+	VPMOVSXBW       16(SI), X2
+	VPSLLW          $7, X2, X2
+	VPAND           X15, X2, X2
+	VCVTPH2PS       X2, Y2
+	VMULPS          Y14, Y2, Y2
+	VFMADD231PS     64(DI), Y2, Y0
+	VPMOVSXBW       24(SI), X2
+	VPSLLW          $7, X2, X2
+	VPAND           X15, X2, X2
+	VCVTPH2PS       X2, Y2
+	VMULPS          Y14, Y2, Y2
+	VFMADD231PS     96(DI), Y2, Y0
+	ADDQ            $32, SI
+	ADDQ            $128, DI
+	DECQ            AX
+	JNZ             chunk3
+	VBROADCASTSS    (DX), Y3
+	VFMADD231PS     Y3, Y0, Y1
+	ADDQ            $4, DX
+	DECQ            CX
+	JNZ             loop1
+bias2:
+	MOVQ            ng+40(FP), CX
+	MOVQ            s+8(FP), DX
+	MOVQ            b+16(FP), SI
+	MOVQ            xsum+32(FP), DI
+	VPBROADCASTD    c+56(FP), Y15
+	VCVTDQ2PS       Y15, Y15
+	VXORPS          Y0, Y0, Y0
+	TESTQ           SI, SI
+	JZ              done6
+bloop4:
+	CMPQ            CX, $8
+	JLT             btail5
+	VMOVUPS         (SI), Y2
+	VFMADD231PS     (DX), Y15, Y2
+	VFMADD231PS     (DI), Y2, Y0
+	ADDQ            $32, DX
+	ADDQ            $32, SI
+	ADDQ            $32, DI
+	SUBQ            $8, CX
+	JMP             bloop4
+btail5:
+	TESTQ           CX, CX
+	JZ              done6
+	LEAQ            tailmask<>+32(SB), AX
+	SHLQ            $2, CX
+	SUBQ            CX, AX
+	VMOVDQU         (AX), Y3
+	VMASKMOVPS      (SI), Y3, Y2
+	VMASKMOVPS      (DX), Y3, Y4
+	VFMADD231PS     Y4, Y15, Y2
+	VMASKMOVPS      (DI), Y3, Y4
+	VFMADD231PS     Y4, Y2, Y0
+done6:
+	MOVQ            out+72(FP), AX
+	MOVQ            ldo+80(FP), BX
+	SHLQ            $2, BX
+	LEAQ            (BX)(BX*2), CX
+	VADDPS          Y0, Y1, Y1
+	VEXTRACTF128    $1, Y1, X4
+	VADDPS          X4, X1, X1
+	VPERMILPS       $0x4e, X1, X4
+	VADDPS          X4, X1, X1
+	VPERMILPS       $0xb1, X1, X4
+	VADDSS          X4, X1, X1
+	VMOVSS          X1, (AX)
+	VZEROUPPER      
+	RET             
+
+// func e4m3Tile4x1AVX2(w *byte, s, b, x, xsum *float32, ng, cpg, c, k int, out *float32, ldo int)
+TEXT ·e4m3Tile4x1AVX2(SB), NOSPLIT, $0-88
+	MOVQ            w+0(FP), SI
+	MOVQ            s+8(FP), DX
+	MOVQ            x+24(FP), DI
+	MOVQ            ng+40(FP), CX
+	MOVQ            cpg+48(FP), BX
+	MOVQ            CX, R10
+	SHLQ            $2, R10
+	LEAQ            (R10)(R10*2), R11
+	MOVQ            k+64(FP), R12
+	SHLQ            $2, R12
+	LEAQ            (R12)(R12*2), R13
+	VMOVDQU         e4m3half<>(SB), Y15
+	VMOVDQU         two8<>(SB), Y14
+	VXORPS          Y4, Y4, Y4
+	VXORPS          Y5, Y5, Y5
+	VXORPS          Y6, Y6, Y6
+	VXORPS          Y7, Y7, Y7
+loop1:
+	VXORPS          Y0, Y0, Y0
+	VXORPS          Y1, Y1, Y1
+	VXORPS          Y2, Y2, Y2
+	VXORPS          Y3, Y3, Y3
+	MOVQ            BX, AX
+chunk3:
+	VPMOVSXBW       (SI), X8
+	VPSLLW          $7, X8, X8
+	VPAND           X15, X8, X8
+	VCVTPH2PS       X8, Y8
+	VMULPS          Y14, Y8, Y8
+	VFMADD231PS     (DI), Y8, Y0
+	VFMADD231PS     (DI)(R12*1), Y8, Y1
+	VFMADD231PS     (DI)(R12*2), Y8, Y2
+	VFMADD231PS     (DI)(R13*1), Y8, Y3
+	VPMOVSXBW       8(SI), X8
+	VPSLLW          $7, X8, X8
+	VPAND           X15, X8, X8
+	VCVTPH2PS       X8, Y8
+	VMULPS          Y14, Y8, Y8
+	VFMADD231PS     32(DI), Y8, Y0
+	VFMADD231PS     32(DI)(R12*1), Y8, Y1
+	VFMADD231PS     32(DI)(R12*2), Y8, Y2
+	VFMADD231PS     32(DI)(R13*1), Y8, Y3
+	VPMOVSXBW       16(SI), X8
+	VPSLLW          $7, X8, X8
+	VPAND           X15, X8, X8
+	VCVTPH2PS       X8, Y8
+	VMULPS          Y14, Y8, Y8
+	VFMADD231PS     64(DI), Y8, Y0
+	VFMADD231PS     64(DI)(R12*1), Y8, Y1
+	VFMADD231PS     64(DI)(R12*2), Y8, Y2
+	VFMADD231PS     64(DI)(R13*1), Y8, Y3
+	VPMOVSXBW       24(SI), X8
+	VPSLLW          $7, X8, X8
+	VPAND           X15, X8, X8
+	VCVTPH2PS       X8, Y8
+	VMULPS          Y14, Y8, Y8
+	VFMADD231PS     96(DI), Y8, Y0
+	VFMADD231PS     96(DI)(R12*1), Y8, Y1
+	VFMADD231PS     96(DI)(R12*2), Y8, Y2
+	VFMADD231PS     96(DI)(R13*1), Y8, Y3
+	ADDQ            $32, SI
+	ADDQ            $128, DI
+	DECQ            AX
+	JNZ             chunk3
+	VBROADCASTSS    (DX), Y9
+	VFMADD231PS     Y9, Y0, Y4
+	VFMADD231PS     Y9, Y1, Y5
+	VFMADD231PS     Y9, Y2, Y6
+	VFMADD231PS     Y9, Y3, Y7
+	ADDQ            $4, DX
+	DECQ            CX
+	JNZ             loop1
+bias2:
+	MOVQ            ng+40(FP), CX
+	MOVQ            s+8(FP), DX
+	MOVQ            b+16(FP), SI
+	MOVQ            xsum+32(FP), DI
+	VPBROADCASTD    c+56(FP), Y15
+	VCVTDQ2PS       Y15, Y15
+	VXORPS          Y0, Y0, Y0
+	VXORPS          Y1, Y1, Y1
+	VXORPS          Y2, Y2, Y2
+	VXORPS          Y3, Y3, Y3
+	TESTQ           SI, SI
+	JZ              done6
+bloop4:
+	CMPQ            CX, $8
+	JLT             btail5
+	VMOVUPS         (SI), Y8
+	VFMADD231PS     (DX), Y15, Y8
+	VFMADD231PS     (DI), Y8, Y0
+	VFMADD231PS     (DI)(R10*1), Y8, Y1
+	VFMADD231PS     (DI)(R10*2), Y8, Y2
+	VFMADD231PS     (DI)(R11*1), Y8, Y3
+	ADDQ            $32, DX
+	ADDQ            $32, SI
+	ADDQ            $32, DI
+	SUBQ            $8, CX
+	JMP             bloop4
+btail5:
+	TESTQ           CX, CX
+	JZ              done6
+	LEAQ            tailmask<>+32(SB), AX
+	SHLQ            $2, CX
+	SUBQ            CX, AX
+	VMOVDQU         (AX), Y9
+	VMASKMOVPS      (SI), Y9, Y8
+	VMASKMOVPS      (DX), Y9, Y10
+	VFMADD231PS     Y10, Y15, Y8
+	VMASKMOVPS      (DI), Y9, Y10
+	VFMADD231PS     Y10, Y8, Y0
+	VMASKMOVPS      (DI)(R10*1), Y9, Y10
+	VFMADD231PS     Y10, Y8, Y1
+	VMASKMOVPS      (DI)(R10*2), Y9, Y10
+	VFMADD231PS     Y10, Y8, Y2
+	VMASKMOVPS      (DI)(R11*1), Y9, Y10
+	VFMADD231PS     Y10, Y8, Y3
+done6:
+	MOVQ            out+72(FP), AX
+	MOVQ            ldo+80(FP), BX
+	SHLQ            $2, BX
+	LEAQ            (BX)(BX*2), CX
+	VADDPS          Y0, Y4, Y4
+	VEXTRACTF128    $1, Y4, X10
+	VADDPS          X10, X4, X4
+	VPERMILPS       $0x4e, X4, X10
+	VADDPS          X10, X4, X4
+	VPERMILPS       $0xb1, X4, X10
+	VADDSS          X10, X4, X4
+	VMOVSS          X4, (AX)
+	VADDPS          Y1, Y5, Y5
+	VEXTRACTF128    $1, Y5, X10
+	VADDPS          X10, X5, X5
+	VPERMILPS       $0x4e, X5, X10
+	VADDPS          X10, X5, X5
+	VPERMILPS       $0xb1, X5, X10
+	VADDSS          X10, X5, X5
+	VMOVSS          X5, (AX)(BX*1)
+	VADDPS          Y2, Y6, Y6
+	VEXTRACTF128    $1, Y6, X10
+	VADDPS          X10, X6, X6
+	VPERMILPS       $0x4e, X6, X10
+	VADDPS          X10, X6, X6
+	VPERMILPS       $0xb1, X6, X10
+	VADDSS          X10, X6, X6
+	VMOVSS          X6, (AX)(BX*2)
+	VADDPS          Y3, Y7, Y7
+	VEXTRACTF128    $1, Y7, X10
+	VADDPS          X10, X7, X7
+	VPERMILPS       $0x4e, X7, X10
+	VADDPS          X10, X7, X7
+	VPERMILPS       $0xb1, X7, X10
+	VADDSS          X10, X7, X7
+	VMOVSS          X7, (AX)(CX*1)
+	VZEROUPPER      
+	RET             
+
+// func f32Tile4x2mAVX2(w *float32, s, b, x, xsum *float32, ng, cpg, c, k int, out *float32, ldo int)
 TEXT ·f32Tile4x2mAVX2(SB), $256-88
 	NO_LOCAL_POINTERS
 	MOVQ            w+0(FP), SI
@@ -674,6 +2635,240 @@ bias2:
 	VXORPS          Y5, Y5, Y5
 	VXORPS          Y6, Y6, Y6
 	VXORPS          Y7, Y7, Y7
+	TESTQ           SI, SI
+	JZ              done6
+bloop4:
+	CMPQ            CX, $8
+	JLT             btail5
+	VMOVUPS         (SI), Y8
+	VFMADD231PS     (DX), Y14, Y8
+	VMOVUPS         (SI)(R10*1), Y9
+	VFMADD231PS     (DX)(R10*1), Y14, Y9
+	VFMADD231PS     (DI), Y8, Y0
+	VFMADD231PS     (DI), Y9, Y1
+	VFMADD231PS     (DI)(R10*1), Y8, Y2
+	VFMADD231PS     (DI)(R10*1), Y9, Y3
+	VFMADD231PS     (DI)(R10*2), Y8, Y4
+	VFMADD231PS     (DI)(R10*2), Y9, Y5
+	VFMADD231PS     (DI)(R11*1), Y8, Y6
+	VFMADD231PS     (DI)(R11*1), Y9, Y7
+	ADDQ            $32, DX
+	ADDQ            $32, SI
+	ADDQ            $32, DI
+	SUBQ            $8, CX
+	JMP             bloop4
+btail5:
+	TESTQ           CX, CX
+	JZ              done6
+	LEAQ            tailmask<>+32(SB), AX
+	SHLQ            $2, CX
+	SUBQ            CX, AX
+	VMOVDQU         (AX), Y10
+	VMASKMOVPS      (SI), Y10, Y8
+	VMASKMOVPS      (DX), Y10, Y11
+	VFMADD231PS     Y11, Y14, Y8
+	VMASKMOVPS      (SI)(R10*1), Y10, Y9
+	VMASKMOVPS      (DX)(R10*1), Y10, Y11
+	VFMADD231PS     Y11, Y14, Y9
+	VMASKMOVPS      (DI), Y10, Y11
+	VFMADD231PS     Y11, Y8, Y0
+	VFMADD231PS     Y11, Y9, Y1
+	VMASKMOVPS      (DI)(R10*1), Y10, Y11
+	VFMADD231PS     Y11, Y8, Y2
+	VFMADD231PS     Y11, Y9, Y3
+	VMASKMOVPS      (DI)(R10*2), Y10, Y11
+	VFMADD231PS     Y11, Y8, Y4
+	VFMADD231PS     Y11, Y9, Y5
+	VMASKMOVPS      (DI)(R11*1), Y10, Y11
+	VFMADD231PS     Y11, Y8, Y6
+	VFMADD231PS     Y11, Y9, Y7
+done6:
+	MOVQ            out+72(FP), AX
+	MOVQ            ldo+80(FP), BX
+	SHLQ            $2, BX
+	LEAQ            (BX)(BX*2), CX
+	VMOVUPS         0(SP), Y10
+	VADDPS          Y0, Y10, Y10
+	VEXTRACTF128    $1, Y10, X11
+	VADDPS          X11, X10, X10
+	VPERMILPS       $0x4e, X10, X11
+	VADDPS          X11, X10, X10
+	VPERMILPS       $0xb1, X10, X11
+	VADDSS          X11, X10, X10
+	VMOVSS          X10, (AX)
+	VMOVUPS         32(SP), Y10
+	VADDPS          Y1, Y10, Y10
+	VEXTRACTF128    $1, Y10, X11
+	VADDPS          X11, X10, X10
+	VPERMILPS       $0x4e, X10, X11
+	VADDPS          X11, X10, X10
+	VPERMILPS       $0xb1, X10, X11
+	VADDSS          X11, X10, X10
+	VMOVSS          X10, 4(AX)
+	VMOVUPS         64(SP), Y10
+	VADDPS          Y2, Y10, Y10
+	VEXTRACTF128    $1, Y10, X11
+	VADDPS          X11, X10, X10
+	VPERMILPS       $0x4e, X10, X11
+	VADDPS          X11, X10, X10
+	VPERMILPS       $0xb1, X10, X11
+	VADDSS          X11, X10, X10
+	VMOVSS          X10, (AX)(BX*1)
+	VMOVUPS         96(SP), Y10
+	VADDPS          Y3, Y10, Y10
+	VEXTRACTF128    $1, Y10, X11
+	VADDPS          X11, X10, X10
+	VPERMILPS       $0x4e, X10, X11
+	VADDPS          X11, X10, X10
+	VPERMILPS       $0xb1, X10, X11
+	VADDSS          X11, X10, X10
+	VMOVSS          X10, 4(AX)(BX*1)
+	VMOVUPS         128(SP), Y10
+	VADDPS          Y4, Y10, Y10
+	VEXTRACTF128    $1, Y10, X11
+	VADDPS          X11, X10, X10
+	VPERMILPS       $0x4e, X10, X11
+	VADDPS          X11, X10, X10
+	VPERMILPS       $0xb1, X10, X11
+	VADDSS          X11, X10, X10
+	VMOVSS          X10, (AX)(BX*2)
+	VMOVUPS         160(SP), Y10
+	VADDPS          Y5, Y10, Y10
+	VEXTRACTF128    $1, Y10, X11
+	VADDPS          X11, X10, X10
+	VPERMILPS       $0x4e, X10, X11
+	VADDPS          X11, X10, X10
+	VPERMILPS       $0xb1, X10, X11
+	VADDSS          X11, X10, X10
+	VMOVSS          X10, 4(AX)(BX*2)
+	VMOVUPS         192(SP), Y10
+	VADDPS          Y6, Y10, Y10
+	VEXTRACTF128    $1, Y10, X11
+	VADDPS          X11, X10, X10
+	VPERMILPS       $0x4e, X10, X11
+	VADDPS          X11, X10, X10
+	VPERMILPS       $0xb1, X10, X11
+	VADDSS          X11, X10, X10
+	VMOVSS          X10, (AX)(CX*1)
+	VMOVUPS         224(SP), Y10
+	VADDPS          Y7, Y10, Y10
+	VEXTRACTF128    $1, Y10, X11
+	VADDPS          X11, X10, X10
+	VPERMILPS       $0x4e, X10, X11
+	VADDPS          X11, X10, X10
+	VPERMILPS       $0xb1, X10, X11
+	VADDSS          X11, X10, X10
+	VMOVSS          X10, 4(AX)(CX*1)
+	VZEROUPPER      
+	RET             
+
+// func f32hTile4x2mAVX2(w *float32, s, b, x, xsum *float32, ng, cpg, c, k int, out *float32, ldo int)
+TEXT ·f32hTile4x2mAVX2(SB), $256-88
+	NO_LOCAL_POINTERS
+	MOVQ            w+0(FP), SI
+	MOVQ            s+8(FP), DX
+	MOVQ            x+24(FP), DI
+	MOVQ            ng+40(FP), CX
+	MOVQ            cpg+48(FP), BX
+	MOVQ            CX, R10
+	SHLQ            $2, R10
+	LEAQ            (R10)(R10*2), R11
+	MOVQ            k+64(FP), R8
+	SHLQ            $2, R8
+	LEAQ            (R8)(R8*2), R9
+	MOVQ            k+64(FP), R12
+	SHLQ            $2, R12
+	LEAQ            (R12)(R12*2), R13
+	VXORPS          Y11, Y11, Y11
+	VMOVUPS         Y11, 0(SP)
+	VMOVUPS         Y11, 32(SP)
+	VMOVUPS         Y11, 64(SP)
+	VMOVUPS         Y11, 96(SP)
+	VMOVUPS         Y11, 128(SP)
+	VMOVUPS         Y11, 160(SP)
+	VMOVUPS         Y11, 192(SP)
+	VMOVUPS         Y11, 224(SP)
+loop1:
+	VXORPS          Y0, Y0, Y0
+	VXORPS          Y1, Y1, Y1
+	VXORPS          Y2, Y2, Y2
+	VXORPS          Y3, Y3, Y3
+	VXORPS          Y4, Y4, Y4
+	VXORPS          Y5, Y5, Y5
+	VXORPS          Y6, Y6, Y6
+	VXORPS          Y7, Y7, Y7
+	MOVQ            BX, AX
+chunk3:
+	VMOVUPS         (SI), Y8
+	VMOVUPS         (SI)(R8*1), Y9
+	VMOVUPS         (DI), Y11
+	VFMADD231PS     Y11, Y8, Y0
+	VFMADD231PS     Y11, Y9, Y1
+	VMOVUPS         (DI)(R12*1), Y11
+	VFMADD231PS     Y11, Y8, Y2
+	VFMADD231PS     Y11, Y9, Y3
+	VMOVUPS         (DI)(R12*2), Y11
+	VFMADD231PS     Y11, Y8, Y4
+	VFMADD231PS     Y11, Y9, Y5
+	VMOVUPS         (DI)(R13*1), Y11
+	VFMADD231PS     Y11, Y8, Y6
+	VFMADD231PS     Y11, Y9, Y7
+	VMOVUPS         32(SI), Y8
+	VMOVUPS         32(SI)(R8*1), Y9
+	VMOVUPS         32(DI), Y11
+	VFMADD231PS     Y11, Y8, Y0
+	VFMADD231PS     Y11, Y9, Y1
+	VMOVUPS         32(DI)(R12*1), Y11
+	VFMADD231PS     Y11, Y8, Y2
+	VFMADD231PS     Y11, Y9, Y3
+	VMOVUPS         32(DI)(R12*2), Y11
+	VFMADD231PS     Y11, Y8, Y4
+	VFMADD231PS     Y11, Y9, Y5
+	VMOVUPS         32(DI)(R13*1), Y11
+	VFMADD231PS     Y11, Y8, Y6
+	VFMADD231PS     Y11, Y9, Y7
+	ADDQ            $64, SI
+	ADDQ            $64, DI
+	DECQ            AX
+	JNZ             chunk3
+	VBROADCASTSS    (DX), Y10
+	VFMADD213PS     0(SP), Y10, Y0
+	VMOVUPS         Y0, 0(SP)
+	VFMADD213PS     64(SP), Y10, Y2
+	VMOVUPS         Y2, 64(SP)
+	VFMADD213PS     128(SP), Y10, Y4
+	VMOVUPS         Y4, 128(SP)
+	VFMADD213PS     192(SP), Y10, Y6
+	VMOVUPS         Y6, 192(SP)
+	VBROADCASTSS    (DX)(R10*1), Y10
+	VFMADD213PS     32(SP), Y10, Y1
+	VMOVUPS         Y1, 32(SP)
+	VFMADD213PS     96(SP), Y10, Y3
+	VMOVUPS         Y3, 96(SP)
+	VFMADD213PS     160(SP), Y10, Y5
+	VMOVUPS         Y5, 160(SP)
+	VFMADD213PS     224(SP), Y10, Y7
+	VMOVUPS         Y7, 224(SP)
+	ADDQ            $4, DX
+	DECQ            CX
+	JNZ             loop1
+bias2:
+	MOVQ            ng+40(FP), CX
+	MOVQ            s+8(FP), DX
+	MOVQ            b+16(FP), SI
+	MOVQ            xsum+32(FP), DI
+	VPBROADCASTD    c+56(FP), Y14
+	VCVTDQ2PS       Y14, Y14
+	VXORPS          Y0, Y0, Y0
+	VXORPS          Y1, Y1, Y1
+	VXORPS          Y2, Y2, Y2
+	VXORPS          Y3, Y3, Y3
+	VXORPS          Y4, Y4, Y4
+	VXORPS          Y5, Y5, Y5
+	VXORPS          Y6, Y6, Y6
+	VXORPS          Y7, Y7, Y7
+	TESTQ           SI, SI
+	JZ              done6
 bloop4:
 	CMPQ            CX, $8
 	JLT             btail5
@@ -868,3 +3063,277 @@ u8expand:
 	JNZ                 u8expand
 	VZEROUPPER
 	RET
+
+// func a2ExpandAVX2(dst *float32, w *byte, n int)
+TEXT ·a2ExpandAVX2(SB), NOSPLIT, $0-24
+	MOVQ            dst+0(FP), DI
+	MOVQ            w+8(FP), SI
+	MOVQ            n+16(FP), CX
+	VMOVDQU         flip2<>(SB), Y15
+	VMOVDQU         a2shift0<>(SB), Y14
+	VMOVDQU         a2shift1<>(SB), Y13
+expand1:
+	VPBROADCASTD    (SI), Y4
+	VPXOR           Y15, Y4, Y4
+	VPSLLVD         Y14, Y4, Y0
+	VPSRAD          $30, Y0, Y0
+	VCVTDQ2PS       Y0, Y0
+	VPSLLVD         Y13, Y4, Y1
+	VPSRAD          $30, Y1, Y1
+	VCVTDQ2PS       Y1, Y1
+	VPBROADCASTD    4(SI), Y4
+	VPXOR           Y15, Y4, Y4
+	VPSLLVD         Y14, Y4, Y2
+	VPSRAD          $30, Y2, Y2
+	VCVTDQ2PS       Y2, Y2
+	VPSLLVD         Y13, Y4, Y3
+	VPSRAD          $30, Y3, Y3
+	VCVTDQ2PS       Y3, Y3
+	VMOVUPS         Y0, (DI)
+	VMOVUPS         Y1, 32(DI)
+	VMOVUPS         Y2, 64(DI)
+	VMOVUPS         Y3, 96(DI)
+	ADDQ            $8, SI
+	ADDQ            $128, DI
+	DECQ            CX
+	JNZ             expand1
+	VZEROUPPER      
+	RET             
+
+// func a3ExpandAVX2(dst *float32, w *byte, n int)
+TEXT ·a3ExpandAVX2(SB), NOSPLIT, $0-24
+	MOVQ            dst+0(FP), DI
+	MOVQ            w+8(FP), SI
+	MOVQ            n+16(FP), CX
+	VMOVDQU         a3shift0<>(SB), Y15
+	VMOVDQU         a3shift8<>(SB), Y14
+	VMOVDQU         topbit<>(SB), Y13
+expand1:
+	VPBROADCASTD    (SI), Y0
+	VPSLLVD         Y15, Y0, Y0
+	VPXOR           Y13, Y0, Y0
+	VPSRAD          $29, Y0, Y0
+	VCVTDQ2PS       Y0, Y0
+	VPBROADCASTD    3(SI), Y1
+	VPSLLVD         Y15, Y1, Y1
+	VPXOR           Y13, Y1, Y1
+	VPSRAD          $29, Y1, Y1
+	VCVTDQ2PS       Y1, Y1
+	VPBROADCASTD    6(SI), Y2
+	VPSLLVD         Y15, Y2, Y2
+	VPXOR           Y13, Y2, Y2
+	VPSRAD          $29, Y2, Y2
+	VCVTDQ2PS       Y2, Y2
+	VPBROADCASTD    8(SI), Y3
+	VPSLLVD         Y14, Y3, Y3
+	VPXOR           Y13, Y3, Y3
+	VPSRAD          $29, Y3, Y3
+	VCVTDQ2PS       Y3, Y3
+	VMOVUPS         Y0, (DI)
+	VMOVUPS         Y1, 32(DI)
+	VMOVUPS         Y2, 64(DI)
+	VMOVUPS         Y3, 96(DI)
+	ADDQ            $12, SI
+	ADDQ            $128, DI
+	DECQ            CX
+	JNZ             expand1
+	VZEROUPPER      
+	RET             
+
+// func a5ExpandAVX2(dst *float32, w *byte, n int)
+TEXT ·a5ExpandAVX2(SB), NOSPLIT, $0-24
+	MOVQ            dst+0(FP), DI
+	MOVQ            w+8(FP), SI
+	MOVQ            n+16(FP), CX
+	VMOVDQU         a5shuf0<>(SB), Y15
+	VMOVDQU         a5shuf3<>(SB), Y14
+	VMOVDQU         a5mask<>(SB), Y13
+	VMOVDQU         a5magic<>(SB), Y12
+	VMOVDQU         a5bias<>(SB), Y11
+expand1:
+	VPBROADCASTQ    (SI), Y0
+	VPSHUFB         Y15, Y0, Y0
+	VPAND           Y13, Y0, Y0
+	VPOR            Y12, Y0, Y0
+	VSUBPS          Y11, Y0, Y0
+	VPBROADCASTQ    5(SI), Y1
+	VPSHUFB         Y15, Y1, Y1
+	VPAND           Y13, Y1, Y1
+	VPOR            Y12, Y1, Y1
+	VSUBPS          Y11, Y1, Y1
+	VPBROADCASTQ    10(SI), Y2
+	VPSHUFB         Y15, Y2, Y2
+	VPAND           Y13, Y2, Y2
+	VPOR            Y12, Y2, Y2
+	VSUBPS          Y11, Y2, Y2
+	VPBROADCASTQ    12(SI), Y3
+	VPSHUFB         Y14, Y3, Y3
+	VPAND           Y13, Y3, Y3
+	VPOR            Y12, Y3, Y3
+	VSUBPS          Y11, Y3, Y3
+	VMOVUPS         Y0, (DI)
+	VMOVUPS         Y1, 32(DI)
+	VMOVUPS         Y2, 64(DI)
+	VMOVUPS         Y3, 96(DI)
+	ADDQ            $20, SI
+	ADDQ            $128, DI
+	DECQ            CX
+	JNZ             expand1
+	VZEROUPPER      
+	RET             
+
+// func a6ExpandAVX2(dst *float32, w *byte, n int)
+TEXT ·a6ExpandAVX2(SB), NOSPLIT, $0-24
+	MOVQ            dst+0(FP), DI
+	MOVQ            w+8(FP), SI
+	MOVQ            n+16(FP), CX
+	VMOVDQU         a6shuf0<>(SB), Y15
+	VMOVDQU         a6shuf2<>(SB), Y14
+	VMOVDQU         a6mask<>(SB), Y13
+	VMOVDQU         a6magic<>(SB), Y12
+	VMOVDQU         a6bias<>(SB), Y11
+expand1:
+	VPBROADCASTQ    (SI), Y0
+	VPSHUFB         Y15, Y0, Y0
+	VPAND           Y13, Y0, Y0
+	VPOR            Y12, Y0, Y0
+	VSUBPS          Y11, Y0, Y0
+	VPBROADCASTQ    6(SI), Y1
+	VPSHUFB         Y15, Y1, Y1
+	VPAND           Y13, Y1, Y1
+	VPOR            Y12, Y1, Y1
+	VSUBPS          Y11, Y1, Y1
+	VPBROADCASTQ    12(SI), Y2
+	VPSHUFB         Y15, Y2, Y2
+	VPAND           Y13, Y2, Y2
+	VPOR            Y12, Y2, Y2
+	VSUBPS          Y11, Y2, Y2
+	VPBROADCASTQ    16(SI), Y3
+	VPSHUFB         Y14, Y3, Y3
+	VPAND           Y13, Y3, Y3
+	VPOR            Y12, Y3, Y3
+	VSUBPS          Y11, Y3, Y3
+	VMOVUPS         Y0, (DI)
+	VMOVUPS         Y1, 32(DI)
+	VMOVUPS         Y2, 64(DI)
+	VMOVUPS         Y3, 96(DI)
+	ADDQ            $24, SI
+	ADDQ            $128, DI
+	DECQ            CX
+	JNZ             expand1
+	VZEROUPPER      
+	RET             
+
+// func e2m1ExpandAVX2(dst *float32, w *byte, n int)
+TEXT ·e2m1ExpandAVX2(SB), NOSPLIT, $0-24
+	MOVQ            dst+0(FP), DI
+	MOVQ            w+8(FP), SI
+	MOVQ            n+16(FP), CX
+	VMOVDQU         shifts<>(SB), Y15
+	VMOVDQU         e2m1mag<>(SB), Y14
+	VMOVDQU         topbit<>(SB), Y13
+expand1:
+	VPBROADCASTD    (SI), Y0
+	VPSLLVD         Y15, Y0, Y0
+	VPSRAD          $28, Y0, Y0
+	VPAND           Y13, Y0, Y4
+	VPERMPS         Y14, Y0, Y0
+	VPOR            Y4, Y0, Y0
+	VPBROADCASTD    4(SI), Y1
+	VPSLLVD         Y15, Y1, Y1
+	VPSRAD          $28, Y1, Y1
+	VPAND           Y13, Y1, Y4
+	VPERMPS         Y14, Y1, Y1
+	VPOR            Y4, Y1, Y1
+	VPBROADCASTD    8(SI), Y2
+	VPSLLVD         Y15, Y2, Y2
+	VPSRAD          $28, Y2, Y2
+	VPAND           Y13, Y2, Y4
+	VPERMPS         Y14, Y2, Y2
+	VPOR            Y4, Y2, Y2
+	VPBROADCASTD    12(SI), Y3
+	VPSLLVD         Y15, Y3, Y3
+	VPSRAD          $28, Y3, Y3
+	VPAND           Y13, Y3, Y4
+	VPERMPS         Y14, Y3, Y3
+	VPOR            Y4, Y3, Y3
+	VMOVUPS         Y0, (DI)
+	VMOVUPS         Y1, 32(DI)
+	VMOVUPS         Y2, 64(DI)
+	VMOVUPS         Y3, 96(DI)
+	ADDQ            $16, SI
+	ADDQ            $128, DI
+	DECQ            CX
+	JNZ             expand1
+	VZEROUPPER      
+	RET             
+
+// func e2m1hExpandAVX2(dst *float32, w *byte, n int)
+TEXT ·e2m1hExpandAVX2(SB), NOSPLIT, $0-24
+	MOVQ            dst+0(FP), DI
+	MOVQ            w+8(FP), SI
+	MOVQ            n+16(FP), CX
+	VMOVDQU         shifts<>(SB), Y15
+	VMOVDQU         e2m1mag<>(SB), Y14
+	VMOVDQU         topbit<>(SB), Y13
+expand1:
+	VPBROADCASTD    (SI), Y0
+	VPSLLVD         Y15, Y0, Y0
+	VPSRAD          $28, Y0, Y0
+	VPAND           Y13, Y0, Y2
+	VPERMPS         Y14, Y0, Y0
+	VPOR            Y2, Y0, Y0
+	VPBROADCASTD    4(SI), Y1
+	VPSLLVD         Y15, Y1, Y1
+	VPSRAD          $28, Y1, Y1
+	VPAND           Y13, Y1, Y2
+	VPERMPS         Y14, Y1, Y1
+	VPOR            Y2, Y1, Y1
+	VMOVUPS         Y0, (DI)
+	VMOVUPS         Y1, 32(DI)
+	ADDQ            $8, SI
+	ADDQ            $64, DI
+	DECQ            CX
+	JNZ             expand1
+	VZEROUPPER      
+	RET             
+
+// func e4m3ExpandAVX2(dst *float32, w *byte, n int)
+TEXT ·e4m3ExpandAVX2(SB), NOSPLIT, $0-24
+	MOVQ            dst+0(FP), DI
+	MOVQ            w+8(FP), SI
+	MOVQ            n+16(FP), CX
+	VMOVDQU         e4m3half<>(SB), Y15
+	VMOVDQU         two8<>(SB), Y14
+expand1:
+	VPMOVSXBW       (SI), X0
+	VPSLLW          $7, X0, X0
+	VPAND           X15, X0, X0
+	VCVTPH2PS       X0, Y0
+	VMULPS          Y14, Y0, Y0
+	VPMOVSXBW       8(SI), X1
+	VPSLLW          $7, X1, X1
+	VPAND           X15, X1, X1
+	VCVTPH2PS       X1, Y1
+	VMULPS          Y14, Y1, Y1
+	VPMOVSXBW       16(SI), X2
+	VPSLLW          $7, X2, X2
+	VPAND           X15, X2, X2
+	VCVTPH2PS       X2, Y2
+	VMULPS          Y14, Y2, Y2
+	VPMOVSXBW       24(SI), X3
+	VPSLLW          $7, X3, X3
+	VPAND           X15, X3, X3
+	VCVTPH2PS       X3, Y3
+	VMULPS          Y14, Y3, Y3
+	VMOVUPS         Y0, (DI)
+	VMOVUPS         Y1, 32(DI)
+	VMOVUPS         Y2, 64(DI)
+	VMOVUPS         Y3, 96(DI)
+	ADDQ            $32, SI
+	ADDQ            $128, DI
+	DECQ            CX
+	JNZ             expand1
+	VZEROUPPER      
+	RET             
+

@@ -9,24 +9,44 @@
 // rows. For every (activation row, weight row) pair every tile performs the
 // same float operations in the same order:
 //
-//   codes are centred: u = q - c (c = 2^(bits-1), 8 for 4-bit), exact in float32
+//   codes are decoded to exact float32 values u: the centred code q - c for
+//   affine codes (c = 2^(bits-1), 8 for packed 4-bit), the code's value for
+//   E2M1 and E4M3
 //   per group g:  A = 0; for each 16-code piece p in order: A += u[p]·x[p]   (16-lane FMA)
 //                 T[g%2] += s[g]·A
 //   bias, 16 groups per step (masked tail):  B += (b + c·s)·xsum             (b + c·s by one FMA; c·s is exact)
+//                 (B = 0 when b is nil)
 //   result:       hsum((T0 + T1) + B), halves added pairwise
 //
-// Packed nibbles: VPMULTISHIFTQB broadcasts 8 bytes (16 codes) to every qword
-// lane and rotates code 2L / 2L+1 into the low bits of dwords 2L / 2L+1 of
-// lane L; VPERMPS then reads q-8 from a 16-entry float table indexed by those
-// low 4 bits (the bits above are ignored). Unpacked codes use VPMOVZXBD,
-// VPSUBD c and VCVTDQ2PS. Both give the centred codes as exact floats.
+// Decoding, 16 codes per piece:
+//   packed 4-bit (q4, e2m1), 2- and 3-bit: VPMULTISHIFTQB on a broadcast
+//     qword rotates code i into the low bits of dword i; VPERMPS then reads
+//     its value from a 16-entry float table indexed by the low 4 bits (the
+//     table repeats for narrower codes, so the bits above need no masking).
+//     32 2-bit codes are one qword; 32 3-bit codes, 12 bytes, are read as
+//     the qwords at bytes 0 and 4.
+//   5- and 6-bit: the 16 bytes that hold a piece (those at 0 and at 4 or 8
+//     of the 20 or 24 bytes of 32 codes) are broadcast to every 128-bit
+//     lane; VPSHUFB brings the two bytes that hold code i into the low half
+//     of dword i, where the code sits at bit r = bits·i mod 8. VPTERNLOGD
+//     masks it and ORs in the exponent of 2^(23-r), which makes the float
+//     2^(23-r) + q; subtracting 2^(23-r) + c leaves q - c.
+//   bytes (u8): VPMOVZXBD, VPSUBD c, VCVTDQ2PS.
+//   E4M3: VPMOVSXBW, a left shift by 7 and a mask give a float16 with the
+//     code's sign, exponent and mantissa, 2^-8 times its value (subnormal
+//     codes become float16 subnormals); VCVTPH2PS converts it exactly and
+//     multiplying by 2^8 is exact. (No float32 subnormal is ever formed:
+//     they would cost microcode assists.)
+// All give the values as exact floats, so all formats of equal values give
+// equal results. No load reaches past the 32 codes of a step (16 for e2m1h).
 //
 // Centring keeps the running sums near the size of the result instead of
 // carrying the mean c·s·Σx that the bias term cancels at the end.
 //
 // The f32 tiles read codes expanded beforehand to exactly these floats by
-// q4ExpandAVX512 / u8ExpandAVX512, so they too perform the same operations.
-// Tiles marked m keep their running sums T in the stack frame.
+// the expanders, so they too perform the same operations. Tiles marked m
+// keep their running sums T in the stack frame; formats marked h step 16
+// codes at a time (groups of 16).
 
 // Multishift control: qword lane L takes bits 8L (low nibble of byte L) into
 // byte 0 and bits 8L+4 (its high nibble) into byte 4.
@@ -58,6 +78,215 @@ DATA nibfloat<>+52(SB)/4, $0x40a00000
 DATA nibfloat<>+56(SB)/4, $0x40c00000
 DATA nibfloat<>+60(SB)/4, $0x40e00000
 GLOBL nibfloat<>(SB), RODATA|NOPTR, $64
+
+// Multishift control: 2-bit code i (< 16) of a qword to the low bits of dword i.
+DATA a2mshift0<>+0(SB)/8, $0x0000000200000000
+DATA a2mshift0<>+8(SB)/8, $0x0000000600000004
+DATA a2mshift0<>+16(SB)/8, $0x0000000a00000008
+DATA a2mshift0<>+24(SB)/8, $0x0000000e0000000c
+DATA a2mshift0<>+32(SB)/8, $0x0000001200000010
+DATA a2mshift0<>+40(SB)/8, $0x0000001600000014
+DATA a2mshift0<>+48(SB)/8, $0x0000001a00000018
+DATA a2mshift0<>+56(SB)/8, $0x0000001e0000001c
+GLOBL a2mshift0<>(SB), RODATA|NOPTR, $64
+
+// Multishift control: 2-bit code 16+i of a qword to the low bits of dword i.
+DATA a2mshift1<>+0(SB)/8, $0x0000002200000020
+DATA a2mshift1<>+8(SB)/8, $0x0000002600000024
+DATA a2mshift1<>+16(SB)/8, $0x0000002a00000028
+DATA a2mshift1<>+24(SB)/8, $0x0000002e0000002c
+DATA a2mshift1<>+32(SB)/8, $0x0000003200000030
+DATA a2mshift1<>+40(SB)/8, $0x0000003600000034
+DATA a2mshift1<>+48(SB)/8, $0x0000003a00000038
+DATA a2mshift1<>+56(SB)/8, $0x0000003e0000003c
+GLOBL a2mshift1<>(SB), RODATA|NOPTR, $64
+
+// a2table[i] = float32(i&3 - 2).
+DATA a2table<>+0(SB)/8, $0xbf800000c0000000
+DATA a2table<>+8(SB)/8, $0x3f80000000000000
+DATA a2table<>+16(SB)/8, $0xbf800000c0000000
+DATA a2table<>+24(SB)/8, $0x3f80000000000000
+DATA a2table<>+32(SB)/8, $0xbf800000c0000000
+DATA a2table<>+40(SB)/8, $0x3f80000000000000
+DATA a2table<>+48(SB)/8, $0xbf800000c0000000
+DATA a2table<>+56(SB)/8, $0x3f80000000000000
+GLOBL a2table<>(SB), RODATA|NOPTR, $64
+
+// Multishift control: 3-bit code i of a qword to the low bits of dword i.
+DATA a3mshift0<>+0(SB)/8, $0x0000000300000000
+DATA a3mshift0<>+8(SB)/8, $0x0000000900000006
+DATA a3mshift0<>+16(SB)/8, $0x0000000f0000000c
+DATA a3mshift0<>+24(SB)/8, $0x0000001500000012
+DATA a3mshift0<>+32(SB)/8, $0x0000001b00000018
+DATA a3mshift0<>+40(SB)/8, $0x000000210000001e
+DATA a3mshift0<>+48(SB)/8, $0x0000002700000024
+DATA a3mshift0<>+56(SB)/8, $0x0000002d0000002a
+GLOBL a3mshift0<>(SB), RODATA|NOPTR, $64
+
+// Multishift control: 3-bit code i of a qword from bit 16 to the low bits of dword i.
+DATA a3mshift1<>+0(SB)/8, $0x0000001300000010
+DATA a3mshift1<>+8(SB)/8, $0x0000001900000016
+DATA a3mshift1<>+16(SB)/8, $0x0000001f0000001c
+DATA a3mshift1<>+24(SB)/8, $0x0000002500000022
+DATA a3mshift1<>+32(SB)/8, $0x0000002b00000028
+DATA a3mshift1<>+40(SB)/8, $0x000000310000002e
+DATA a3mshift1<>+48(SB)/8, $0x0000003700000034
+DATA a3mshift1<>+56(SB)/8, $0x0000003d0000003a
+GLOBL a3mshift1<>(SB), RODATA|NOPTR, $64
+
+// a3table[i] = float32(i&7 - 4).
+DATA a3table<>+0(SB)/8, $0xc0400000c0800000
+DATA a3table<>+8(SB)/8, $0xbf800000c0000000
+DATA a3table<>+16(SB)/8, $0x3f80000000000000
+DATA a3table<>+24(SB)/8, $0x4040000040000000
+DATA a3table<>+32(SB)/8, $0xc0400000c0800000
+DATA a3table<>+40(SB)/8, $0xbf800000c0000000
+DATA a3table<>+48(SB)/8, $0x3f80000000000000
+DATA a3table<>+56(SB)/8, $0x4040000040000000
+GLOBL a3table<>(SB), RODATA|NOPTR, $64
+
+// VPSHUFB indices: the bytes of 5-bit code i (of a piece 0 bytes into the load) to bytes 0, 1 of dword i.
+DATA a5shuf0<>+0(SB)/8, $0x8080010080808000
+DATA a5shuf0<>+8(SB)/8, $0x8080020180808001
+DATA a5shuf0<>+16(SB)/8, $0x8080800380800302
+DATA a5shuf0<>+24(SB)/8, $0x8080800480800403
+DATA a5shuf0<>+32(SB)/8, $0x8080060580808005
+DATA a5shuf0<>+40(SB)/8, $0x8080070680808006
+DATA a5shuf0<>+48(SB)/8, $0x8080800880800807
+DATA a5shuf0<>+56(SB)/8, $0x8080800980800908
+GLOBL a5shuf0<>(SB), RODATA|NOPTR, $64
+
+// VPSHUFB indices: the bytes of 5-bit code i (of a piece 6 bytes into the load) to bytes 0, 1 of dword i.
+DATA a5shuf6<>+0(SB)/8, $0x8080070680808006
+DATA a5shuf6<>+8(SB)/8, $0x8080080780808007
+DATA a5shuf6<>+16(SB)/8, $0x8080800980800908
+DATA a5shuf6<>+24(SB)/8, $0x8080800a80800a09
+DATA a5shuf6<>+32(SB)/8, $0x80800c0b8080800b
+DATA a5shuf6<>+40(SB)/8, $0x80800d0c8080800c
+DATA a5shuf6<>+48(SB)/8, $0x8080800e80800e0d
+DATA a5shuf6<>+56(SB)/8, $0x8080800f80800f0e
+GLOBL a5shuf6<>(SB), RODATA|NOPTR, $64
+
+// The bits of 5-bit code i in dword i.
+DATA a5mask<>+0(SB)/8, $0x000003e00000001f
+DATA a5mask<>+8(SB)/8, $0x00000f800000007c
+DATA a5mask<>+16(SB)/8, $0x0000003e000001f0
+DATA a5mask<>+24(SB)/8, $0x000000f8000007c0
+DATA a5mask<>+32(SB)/8, $0x000003e00000001f
+DATA a5mask<>+40(SB)/8, $0x00000f800000007c
+DATA a5mask<>+48(SB)/8, $0x0000003e000001f0
+DATA a5mask<>+56(SB)/8, $0x000000f8000007c0
+GLOBL a5mask<>(SB), RODATA|NOPTR, $64
+
+// float32 2^(23-r), r = the bit of 5-bit code i in dword i.
+DATA a5magic<>+0(SB)/8, $0x488000004b000000
+DATA a5magic<>+8(SB)/8, $0x478000004a000000
+DATA a5magic<>+16(SB)/8, $0x4a80000049000000
+DATA a5magic<>+24(SB)/8, $0x4980000048000000
+DATA a5magic<>+32(SB)/8, $0x488000004b000000
+DATA a5magic<>+40(SB)/8, $0x478000004a000000
+DATA a5magic<>+48(SB)/8, $0x4a80000049000000
+DATA a5magic<>+56(SB)/8, $0x4980000048000000
+GLOBL a5magic<>(SB), RODATA|NOPTR, $64
+
+// float32 2^(23-r) + 16, r as in a5magic.
+DATA a5bias<>+0(SB)/8, $0x488002004b000010
+DATA a5bias<>+8(SB)/8, $0x478008004a000040
+DATA a5bias<>+16(SB)/8, $0x4a80002049000100
+DATA a5bias<>+24(SB)/8, $0x4980008048000400
+DATA a5bias<>+32(SB)/8, $0x488002004b000010
+DATA a5bias<>+40(SB)/8, $0x478008004a000040
+DATA a5bias<>+48(SB)/8, $0x4a80002049000100
+DATA a5bias<>+56(SB)/8, $0x4980008048000400
+GLOBL a5bias<>(SB), RODATA|NOPTR, $64
+
+// VPSHUFB indices: the bytes of 6-bit code i (of a piece 0 bytes into the load) to bytes 0, 1 of dword i.
+DATA a6shuf0<>+0(SB)/8, $0x8080010080808000
+DATA a6shuf0<>+8(SB)/8, $0x8080800280800201
+DATA a6shuf0<>+16(SB)/8, $0x8080040380808003
+DATA a6shuf0<>+24(SB)/8, $0x8080800580800504
+DATA a6shuf0<>+32(SB)/8, $0x8080070680808006
+DATA a6shuf0<>+40(SB)/8, $0x8080800880800807
+DATA a6shuf0<>+48(SB)/8, $0x80800a0980808009
+DATA a6shuf0<>+56(SB)/8, $0x8080800b80800b0a
+GLOBL a6shuf0<>(SB), RODATA|NOPTR, $64
+
+// VPSHUFB indices: the bytes of 6-bit code i (of a piece 4 bytes into the load) to bytes 0, 1 of dword i.
+DATA a6shuf4<>+0(SB)/8, $0x8080050480808004
+DATA a6shuf4<>+8(SB)/8, $0x8080800680800605
+DATA a6shuf4<>+16(SB)/8, $0x8080080780808007
+DATA a6shuf4<>+24(SB)/8, $0x8080800980800908
+DATA a6shuf4<>+32(SB)/8, $0x80800b0a8080800a
+DATA a6shuf4<>+40(SB)/8, $0x8080800c80800c0b
+DATA a6shuf4<>+48(SB)/8, $0x80800e0d8080800d
+DATA a6shuf4<>+56(SB)/8, $0x8080800f80800f0e
+GLOBL a6shuf4<>(SB), RODATA|NOPTR, $64
+
+// The bits of 6-bit code i in dword i.
+DATA a6mask<>+0(SB)/8, $0x00000fc00000003f
+DATA a6mask<>+8(SB)/8, $0x000000fc000003f0
+DATA a6mask<>+16(SB)/8, $0x00000fc00000003f
+DATA a6mask<>+24(SB)/8, $0x000000fc000003f0
+DATA a6mask<>+32(SB)/8, $0x00000fc00000003f
+DATA a6mask<>+40(SB)/8, $0x000000fc000003f0
+DATA a6mask<>+48(SB)/8, $0x00000fc00000003f
+DATA a6mask<>+56(SB)/8, $0x000000fc000003f0
+GLOBL a6mask<>(SB), RODATA|NOPTR, $64
+
+// float32 2^(23-r), r = the bit of 6-bit code i in dword i.
+DATA a6magic<>+0(SB)/8, $0x480000004b000000
+DATA a6magic<>+8(SB)/8, $0x4a00000049000000
+DATA a6magic<>+16(SB)/8, $0x480000004b000000
+DATA a6magic<>+24(SB)/8, $0x4a00000049000000
+DATA a6magic<>+32(SB)/8, $0x480000004b000000
+DATA a6magic<>+40(SB)/8, $0x4a00000049000000
+DATA a6magic<>+48(SB)/8, $0x480000004b000000
+DATA a6magic<>+56(SB)/8, $0x4a00000049000000
+GLOBL a6magic<>(SB), RODATA|NOPTR, $64
+
+// float32 2^(23-r) + 32, r as in a6magic.
+DATA a6bias<>+0(SB)/8, $0x480008004b000020
+DATA a6bias<>+8(SB)/8, $0x4a00008049000200
+DATA a6bias<>+16(SB)/8, $0x480008004b000020
+DATA a6bias<>+24(SB)/8, $0x4a00008049000200
+DATA a6bias<>+32(SB)/8, $0x480008004b000020
+DATA a6bias<>+40(SB)/8, $0x4a00008049000200
+DATA a6bias<>+48(SB)/8, $0x480008004b000020
+DATA a6bias<>+56(SB)/8, $0x4a00008049000200
+GLOBL a6bias<>(SB), RODATA|NOPTR, $64
+
+// e2m1table[i] = the E2M1 value of code i.
+DATA e2m1table<>+0(SB)/8, $0x3f00000000000000
+DATA e2m1table<>+8(SB)/8, $0x3fc000003f800000
+DATA e2m1table<>+16(SB)/8, $0x4040000040000000
+DATA e2m1table<>+24(SB)/8, $0x40c0000040800000
+DATA e2m1table<>+32(SB)/8, $0xbf00000080000000
+DATA e2m1table<>+40(SB)/8, $0xbfc00000bf800000
+DATA e2m1table<>+48(SB)/8, $0xc0400000c0000000
+DATA e2m1table<>+56(SB)/8, $0xc0c00000c0800000
+GLOBL e2m1table<>(SB), RODATA|NOPTR, $64
+
+// Sign, exponent and mantissa of an E4M3 byte moved up by 7 in a word: a float16.
+DATA e4m3half<>+0(SB)/8, $0xbf80bf80bf80bf80
+DATA e4m3half<>+8(SB)/8, $0xbf80bf80bf80bf80
+DATA e4m3half<>+16(SB)/8, $0xbf80bf80bf80bf80
+DATA e4m3half<>+24(SB)/8, $0xbf80bf80bf80bf80
+DATA e4m3half<>+32(SB)/8, $0xbf80bf80bf80bf80
+DATA e4m3half<>+40(SB)/8, $0xbf80bf80bf80bf80
+DATA e4m3half<>+48(SB)/8, $0xbf80bf80bf80bf80
+DATA e4m3half<>+56(SB)/8, $0xbf80bf80bf80bf80
+GLOBL e4m3half<>(SB), RODATA|NOPTR, $64
+
+// float32 2^8 in every dword.
+DATA two8<>+0(SB)/8, $0x4380000043800000
+DATA two8<>+8(SB)/8, $0x4380000043800000
+DATA two8<>+16(SB)/8, $0x4380000043800000
+DATA two8<>+24(SB)/8, $0x4380000043800000
+DATA two8<>+32(SB)/8, $0x4380000043800000
+DATA two8<>+40(SB)/8, $0x4380000043800000
+DATA two8<>+48(SB)/8, $0x4380000043800000
+DATA two8<>+56(SB)/8, $0x4380000043800000
+GLOBL two8<>(SB), RODATA|NOPTR, $64
 
 // func q4Tile1x1AVX512(w *byte, s, b, x, xsum *float32, ng, cpg, c, k int, out *float32, ldo int)
 TEXT ·q4Tile1x1AVX512(SB), NOSPLIT, $0-88
@@ -118,6 +347,8 @@ bias2:
 	VPBROADCASTD    c+56(FP), Z30
 	VCVTDQ2PS       Z30, Z30
 	VXORPS          Z0, Z0, Z0
+	TESTQ           SI, SI
+	JZ              done7
 bloop5:
 	CMPQ            CX, $16
 	JLT             btail6
@@ -253,6 +484,8 @@ bias2:
 	VXORPS          Z1, Z1, Z1
 	VXORPS          Z2, Z2, Z2
 	VXORPS          Z3, Z3, Z3
+	TESTQ           SI, SI
+	JZ              done7
 bloop5:
 	CMPQ            CX, $16
 	JLT             btail6
@@ -394,6 +627,8 @@ bias2:
 	VPBROADCASTD    c+56(FP), Z30
 	VCVTDQ2PS       Z30, Z30
 	VXORPS          Z0, Z0, Z0
+	TESTQ           SI, SI
+	JZ              done7
 bloop5:
 	CMPQ            CX, $16
 	JLT             btail6
@@ -532,6 +767,8 @@ bias2:
 	VXORPS          Z1, Z1, Z1
 	VXORPS          Z2, Z2, Z2
 	VXORPS          Z3, Z3, Z3
+	TESTQ           SI, SI
+	JZ              done7
 bloop5:
 	CMPQ            CX, $16
 	JLT             btail6
@@ -611,7 +848,2000 @@ done7:
 	VZEROUPPER      
 	RET             
 
-// func f32Tile4x4mAVX512(w *byte, s, b, x, xsum *float32, ng, cpg, c, k int, out *float32, ldo int)
+// func a2Tile1x1AVX512(w *byte, s, b, x, xsum *float32, ng, cpg, c, k int, out *float32, ldo int)
+TEXT ·a2Tile1x1AVX512(SB), NOSPLIT, $0-88
+	MOVQ            w+0(FP), SI
+	MOVQ            s+8(FP), DX
+	MOVQ            x+24(FP), DI
+	MOVQ            ng+40(FP), CX
+	MOVQ            cpg+48(FP), BX
+	MOVQ            CX, R10
+	SHLQ            $2, R10
+	LEAQ            (R10)(R10*2), R11
+	VMOVDQU64       a2mshift0<>(SB), Z31
+	VMOVDQU64       a2mshift1<>(SB), Z30
+	VMOVDQU64       a2table<>(SB), Z29
+	VXORPS          Z1, Z1, Z1
+	VXORPS          Z2, Z2, Z2
+loop1:
+	VXORPS          Z0, Z0, Z0
+	MOVQ            BX, AX
+chunk3:
+	VPMULTISHIFTQB.BCST (SI), Z31, Z3
+	VPERMPS         Z29, Z3, Z3
+	VFMADD231PS     (DI), Z3, Z0
+	VPMULTISHIFTQB.BCST (SI), Z30, Z3
+	VPERMPS         Z29, Z3, Z3
+	VFMADD231PS     64(DI), Z3, Z0
+	ADDQ            $8, SI
+	ADDQ            $128, DI
+	DECQ            AX
+	JNZ             chunk3
+	VBROADCASTSS    (DX), Z4
+	VFMADD231PS     Z4, Z0, Z1
+	ADDQ            $4, DX
+	DECQ            CX
+	JZ              bias2
+	VXORPS          Z0, Z0, Z0
+	MOVQ            BX, AX
+chunk4:
+	VPMULTISHIFTQB.BCST (SI), Z31, Z3
+	VPERMPS         Z29, Z3, Z3
+	VFMADD231PS     (DI), Z3, Z0
+	VPMULTISHIFTQB.BCST (SI), Z30, Z3
+	VPERMPS         Z29, Z3, Z3
+	VFMADD231PS     64(DI), Z3, Z0
+	ADDQ            $8, SI
+	ADDQ            $128, DI
+	DECQ            AX
+	JNZ             chunk4
+	VBROADCASTSS    (DX), Z4
+	VFMADD231PS     Z4, Z0, Z2
+	ADDQ            $4, DX
+	DECQ            CX
+	JNZ             loop1
+bias2:
+	MOVQ            ng+40(FP), CX
+	MOVQ            s+8(FP), DX
+	MOVQ            b+16(FP), SI
+	MOVQ            xsum+32(FP), DI
+	VPBROADCASTD    c+56(FP), Z31
+	VCVTDQ2PS       Z31, Z31
+	VXORPS          Z0, Z0, Z0
+	TESTQ           SI, SI
+	JZ              done7
+bloop5:
+	CMPQ            CX, $16
+	JLT             btail6
+	VMOVUPS         (SI), Z3
+	VFMADD231PS     (DX), Z31, Z3
+	VFMADD231PS     (DI), Z3, Z0
+	ADDQ            $64, DX
+	ADDQ            $64, SI
+	ADDQ            $64, DI
+	SUBQ            $16, CX
+	JMP             bloop5
+btail6:
+	TESTQ           CX, CX
+	JZ              done7
+	MOVL            $1, AX
+	SHLL            CX, AX
+	DECL            AX
+	KMOVW           AX, K1
+	VMOVUPS.Z       (SI), K1, Z3
+	VFMADD231PS     (DX), Z31, K1, Z3
+	VFMADD231PS     (DI), Z3, K1, Z0
+done7:
+	MOVQ            out+72(FP), AX
+	MOVQ            ldo+80(FP), BX
+	SHLQ            $2, BX
+	LEAQ            (BX)(BX*2), CX
+	VADDPS          Z2, Z1, Z1
+	VADDPS          Z0, Z1, Z1
+	VEXTRACTF64X4   $1, Z1, Y5
+	VADDPS          Y5, Y1, Y1
+	VEXTRACTF32X4   $1, Y1, X5
+	VADDPS          X5, X1, X1
+	VPERMILPS       $0x4e, X1, X5
+	VADDPS          X5, X1, X1
+	VPERMILPS       $0xb1, X1, X5
+	VADDSS          X5, X1, X1
+	VMOVSS          X1, (AX)
+	VZEROUPPER      
+	RET             
+
+// func a2Tile4x1AVX512(w *byte, s, b, x, xsum *float32, ng, cpg, c, k int, out *float32, ldo int)
+TEXT ·a2Tile4x1AVX512(SB), NOSPLIT, $0-88
+	MOVQ            w+0(FP), SI
+	MOVQ            s+8(FP), DX
+	MOVQ            x+24(FP), DI
+	MOVQ            ng+40(FP), CX
+	MOVQ            cpg+48(FP), BX
+	MOVQ            CX, R10
+	SHLQ            $2, R10
+	LEAQ            (R10)(R10*2), R11
+	MOVQ            k+64(FP), R12
+	SHLQ            $2, R12
+	LEAQ            (R12)(R12*2), R13
+	VMOVDQU64       a2mshift0<>(SB), Z31
+	VMOVDQU64       a2mshift1<>(SB), Z30
+	VMOVDQU64       a2table<>(SB), Z29
+	VXORPS          Z4, Z4, Z4
+	VXORPS          Z5, Z5, Z5
+	VXORPS          Z6, Z6, Z6
+	VXORPS          Z7, Z7, Z7
+	VXORPS          Z8, Z8, Z8
+	VXORPS          Z9, Z9, Z9
+	VXORPS          Z10, Z10, Z10
+	VXORPS          Z11, Z11, Z11
+loop1:
+	VXORPS          Z0, Z0, Z0
+	VXORPS          Z1, Z1, Z1
+	VXORPS          Z2, Z2, Z2
+	VXORPS          Z3, Z3, Z3
+	MOVQ            BX, AX
+chunk3:
+	VPMULTISHIFTQB.BCST (SI), Z31, Z12
+	VPERMPS         Z29, Z12, Z12
+	VFMADD231PS     (DI), Z12, Z0
+	VFMADD231PS     (DI)(R12*1), Z12, Z1
+	VFMADD231PS     (DI)(R12*2), Z12, Z2
+	VFMADD231PS     (DI)(R13*1), Z12, Z3
+	VPMULTISHIFTQB.BCST (SI), Z30, Z12
+	VPERMPS         Z29, Z12, Z12
+	VFMADD231PS     64(DI), Z12, Z0
+	VFMADD231PS     64(DI)(R12*1), Z12, Z1
+	VFMADD231PS     64(DI)(R12*2), Z12, Z2
+	VFMADD231PS     64(DI)(R13*1), Z12, Z3
+	ADDQ            $8, SI
+	ADDQ            $128, DI
+	DECQ            AX
+	JNZ             chunk3
+	VBROADCASTSS    (DX), Z13
+	VFMADD231PS     Z13, Z0, Z4
+	VFMADD231PS     Z13, Z1, Z5
+	VFMADD231PS     Z13, Z2, Z6
+	VFMADD231PS     Z13, Z3, Z7
+	ADDQ            $4, DX
+	DECQ            CX
+	JZ              bias2
+	VXORPS          Z0, Z0, Z0
+	VXORPS          Z1, Z1, Z1
+	VXORPS          Z2, Z2, Z2
+	VXORPS          Z3, Z3, Z3
+	MOVQ            BX, AX
+chunk4:
+	VPMULTISHIFTQB.BCST (SI), Z31, Z12
+	VPERMPS         Z29, Z12, Z12
+	VFMADD231PS     (DI), Z12, Z0
+	VFMADD231PS     (DI)(R12*1), Z12, Z1
+	VFMADD231PS     (DI)(R12*2), Z12, Z2
+	VFMADD231PS     (DI)(R13*1), Z12, Z3
+	VPMULTISHIFTQB.BCST (SI), Z30, Z12
+	VPERMPS         Z29, Z12, Z12
+	VFMADD231PS     64(DI), Z12, Z0
+	VFMADD231PS     64(DI)(R12*1), Z12, Z1
+	VFMADD231PS     64(DI)(R12*2), Z12, Z2
+	VFMADD231PS     64(DI)(R13*1), Z12, Z3
+	ADDQ            $8, SI
+	ADDQ            $128, DI
+	DECQ            AX
+	JNZ             chunk4
+	VBROADCASTSS    (DX), Z13
+	VFMADD231PS     Z13, Z0, Z8
+	VFMADD231PS     Z13, Z1, Z9
+	VFMADD231PS     Z13, Z2, Z10
+	VFMADD231PS     Z13, Z3, Z11
+	ADDQ            $4, DX
+	DECQ            CX
+	JNZ             loop1
+bias2:
+	MOVQ            ng+40(FP), CX
+	MOVQ            s+8(FP), DX
+	MOVQ            b+16(FP), SI
+	MOVQ            xsum+32(FP), DI
+	VPBROADCASTD    c+56(FP), Z31
+	VCVTDQ2PS       Z31, Z31
+	VXORPS          Z0, Z0, Z0
+	VXORPS          Z1, Z1, Z1
+	VXORPS          Z2, Z2, Z2
+	VXORPS          Z3, Z3, Z3
+	TESTQ           SI, SI
+	JZ              done7
+bloop5:
+	CMPQ            CX, $16
+	JLT             btail6
+	VMOVUPS         (SI), Z12
+	VFMADD231PS     (DX), Z31, Z12
+	VFMADD231PS     (DI), Z12, Z0
+	VFMADD231PS     (DI)(R10*1), Z12, Z1
+	VFMADD231PS     (DI)(R10*2), Z12, Z2
+	VFMADD231PS     (DI)(R11*1), Z12, Z3
+	ADDQ            $64, DX
+	ADDQ            $64, SI
+	ADDQ            $64, DI
+	SUBQ            $16, CX
+	JMP             bloop5
+btail6:
+	TESTQ           CX, CX
+	JZ              done7
+	MOVL            $1, AX
+	SHLL            CX, AX
+	DECL            AX
+	KMOVW           AX, K1
+	VMOVUPS.Z       (SI), K1, Z12
+	VFMADD231PS     (DX), Z31, K1, Z12
+	VFMADD231PS     (DI), Z12, K1, Z0
+	VFMADD231PS     (DI)(R10*1), Z12, K1, Z1
+	VFMADD231PS     (DI)(R10*2), Z12, K1, Z2
+	VFMADD231PS     (DI)(R11*1), Z12, K1, Z3
+done7:
+	MOVQ            out+72(FP), AX
+	MOVQ            ldo+80(FP), BX
+	SHLQ            $2, BX
+	LEAQ            (BX)(BX*2), CX
+	VADDPS          Z8, Z4, Z4
+	VADDPS          Z0, Z4, Z4
+	VEXTRACTF64X4   $1, Z4, Y14
+	VADDPS          Y14, Y4, Y4
+	VEXTRACTF32X4   $1, Y4, X14
+	VADDPS          X14, X4, X4
+	VPERMILPS       $0x4e, X4, X14
+	VADDPS          X14, X4, X4
+	VPERMILPS       $0xb1, X4, X14
+	VADDSS          X14, X4, X4
+	VMOVSS          X4, (AX)
+	VADDPS          Z9, Z5, Z5
+	VADDPS          Z1, Z5, Z5
+	VEXTRACTF64X4   $1, Z5, Y14
+	VADDPS          Y14, Y5, Y5
+	VEXTRACTF32X4   $1, Y5, X14
+	VADDPS          X14, X5, X5
+	VPERMILPS       $0x4e, X5, X14
+	VADDPS          X14, X5, X5
+	VPERMILPS       $0xb1, X5, X14
+	VADDSS          X14, X5, X5
+	VMOVSS          X5, (AX)(BX*1)
+	VADDPS          Z10, Z6, Z6
+	VADDPS          Z2, Z6, Z6
+	VEXTRACTF64X4   $1, Z6, Y14
+	VADDPS          Y14, Y6, Y6
+	VEXTRACTF32X4   $1, Y6, X14
+	VADDPS          X14, X6, X6
+	VPERMILPS       $0x4e, X6, X14
+	VADDPS          X14, X6, X6
+	VPERMILPS       $0xb1, X6, X14
+	VADDSS          X14, X6, X6
+	VMOVSS          X6, (AX)(BX*2)
+	VADDPS          Z11, Z7, Z7
+	VADDPS          Z3, Z7, Z7
+	VEXTRACTF64X4   $1, Z7, Y14
+	VADDPS          Y14, Y7, Y7
+	VEXTRACTF32X4   $1, Y7, X14
+	VADDPS          X14, X7, X7
+	VPERMILPS       $0x4e, X7, X14
+	VADDPS          X14, X7, X7
+	VPERMILPS       $0xb1, X7, X14
+	VADDSS          X14, X7, X7
+	VMOVSS          X7, (AX)(CX*1)
+	VZEROUPPER      
+	RET             
+
+// func a3Tile1x1AVX512(w *byte, s, b, x, xsum *float32, ng, cpg, c, k int, out *float32, ldo int)
+TEXT ·a3Tile1x1AVX512(SB), NOSPLIT, $0-88
+	MOVQ            w+0(FP), SI
+	MOVQ            s+8(FP), DX
+	MOVQ            x+24(FP), DI
+	MOVQ            ng+40(FP), CX
+	MOVQ            cpg+48(FP), BX
+	MOVQ            CX, R10
+	SHLQ            $2, R10
+	LEAQ            (R10)(R10*2), R11
+	VMOVDQU64       a3mshift0<>(SB), Z31
+	VMOVDQU64       a3mshift1<>(SB), Z30
+	VMOVDQU64       a3table<>(SB), Z29
+	VXORPS          Z1, Z1, Z1
+	VXORPS          Z2, Z2, Z2
+loop1:
+	VXORPS          Z0, Z0, Z0
+	MOVQ            BX, AX
+chunk3:
+	VPMULTISHIFTQB.BCST (SI), Z31, Z3
+	VPERMPS         Z29, Z3, Z3
+	VFMADD231PS     (DI), Z3, Z0
+	VPMULTISHIFTQB.BCST 4(SI), Z30, Z3
+	VPERMPS         Z29, Z3, Z3
+	VFMADD231PS     64(DI), Z3, Z0
+	ADDQ            $12, SI
+	ADDQ            $128, DI
+	DECQ            AX
+	JNZ             chunk3
+	VBROADCASTSS    (DX), Z4
+	VFMADD231PS     Z4, Z0, Z1
+	ADDQ            $4, DX
+	DECQ            CX
+	JZ              bias2
+	VXORPS          Z0, Z0, Z0
+	MOVQ            BX, AX
+chunk4:
+	VPMULTISHIFTQB.BCST (SI), Z31, Z3
+	VPERMPS         Z29, Z3, Z3
+	VFMADD231PS     (DI), Z3, Z0
+	VPMULTISHIFTQB.BCST 4(SI), Z30, Z3
+	VPERMPS         Z29, Z3, Z3
+	VFMADD231PS     64(DI), Z3, Z0
+	ADDQ            $12, SI
+	ADDQ            $128, DI
+	DECQ            AX
+	JNZ             chunk4
+	VBROADCASTSS    (DX), Z4
+	VFMADD231PS     Z4, Z0, Z2
+	ADDQ            $4, DX
+	DECQ            CX
+	JNZ             loop1
+bias2:
+	MOVQ            ng+40(FP), CX
+	MOVQ            s+8(FP), DX
+	MOVQ            b+16(FP), SI
+	MOVQ            xsum+32(FP), DI
+	VPBROADCASTD    c+56(FP), Z31
+	VCVTDQ2PS       Z31, Z31
+	VXORPS          Z0, Z0, Z0
+	TESTQ           SI, SI
+	JZ              done7
+bloop5:
+	CMPQ            CX, $16
+	JLT             btail6
+	VMOVUPS         (SI), Z3
+	VFMADD231PS     (DX), Z31, Z3
+	VFMADD231PS     (DI), Z3, Z0
+	ADDQ            $64, DX
+	ADDQ            $64, SI
+	ADDQ            $64, DI
+	SUBQ            $16, CX
+	JMP             bloop5
+btail6:
+	TESTQ           CX, CX
+	JZ              done7
+	MOVL            $1, AX
+	SHLL            CX, AX
+	DECL            AX
+	KMOVW           AX, K1
+	VMOVUPS.Z       (SI), K1, Z3
+	VFMADD231PS     (DX), Z31, K1, Z3
+	VFMADD231PS     (DI), Z3, K1, Z0
+done7:
+	MOVQ            out+72(FP), AX
+	MOVQ            ldo+80(FP), BX
+	SHLQ            $2, BX
+	LEAQ            (BX)(BX*2), CX
+	VADDPS          Z2, Z1, Z1
+	VADDPS          Z0, Z1, Z1
+	VEXTRACTF64X4   $1, Z1, Y5
+	VADDPS          Y5, Y1, Y1
+	VEXTRACTF32X4   $1, Y1, X5
+	VADDPS          X5, X1, X1
+	VPERMILPS       $0x4e, X1, X5
+	VADDPS          X5, X1, X1
+	VPERMILPS       $0xb1, X1, X5
+	VADDSS          X5, X1, X1
+	VMOVSS          X1, (AX)
+	VZEROUPPER      
+	RET             
+
+// func a3Tile4x1AVX512(w *byte, s, b, x, xsum *float32, ng, cpg, c, k int, out *float32, ldo int)
+TEXT ·a3Tile4x1AVX512(SB), NOSPLIT, $0-88
+	MOVQ            w+0(FP), SI
+	MOVQ            s+8(FP), DX
+	MOVQ            x+24(FP), DI
+	MOVQ            ng+40(FP), CX
+	MOVQ            cpg+48(FP), BX
+	MOVQ            CX, R10
+	SHLQ            $2, R10
+	LEAQ            (R10)(R10*2), R11
+	MOVQ            k+64(FP), R12
+	SHLQ            $2, R12
+	LEAQ            (R12)(R12*2), R13
+	VMOVDQU64       a3mshift0<>(SB), Z31
+	VMOVDQU64       a3mshift1<>(SB), Z30
+	VMOVDQU64       a3table<>(SB), Z29
+	VXORPS          Z4, Z4, Z4
+	VXORPS          Z5, Z5, Z5
+	VXORPS          Z6, Z6, Z6
+	VXORPS          Z7, Z7, Z7
+	VXORPS          Z8, Z8, Z8
+	VXORPS          Z9, Z9, Z9
+	VXORPS          Z10, Z10, Z10
+	VXORPS          Z11, Z11, Z11
+loop1:
+	VXORPS          Z0, Z0, Z0
+	VXORPS          Z1, Z1, Z1
+	VXORPS          Z2, Z2, Z2
+	VXORPS          Z3, Z3, Z3
+	MOVQ            BX, AX
+chunk3:
+	VPMULTISHIFTQB.BCST (SI), Z31, Z12
+	VPERMPS         Z29, Z12, Z12
+	VFMADD231PS     (DI), Z12, Z0
+	VFMADD231PS     (DI)(R12*1), Z12, Z1
+	VFMADD231PS     (DI)(R12*2), Z12, Z2
+	VFMADD231PS     (DI)(R13*1), Z12, Z3
+	VPMULTISHIFTQB.BCST 4(SI), Z30, Z12
+	VPERMPS         Z29, Z12, Z12
+	VFMADD231PS     64(DI), Z12, Z0
+	VFMADD231PS     64(DI)(R12*1), Z12, Z1
+	VFMADD231PS     64(DI)(R12*2), Z12, Z2
+	VFMADD231PS     64(DI)(R13*1), Z12, Z3
+	ADDQ            $12, SI
+	ADDQ            $128, DI
+	DECQ            AX
+	JNZ             chunk3
+	VBROADCASTSS    (DX), Z13
+	VFMADD231PS     Z13, Z0, Z4
+	VFMADD231PS     Z13, Z1, Z5
+	VFMADD231PS     Z13, Z2, Z6
+	VFMADD231PS     Z13, Z3, Z7
+	ADDQ            $4, DX
+	DECQ            CX
+	JZ              bias2
+	VXORPS          Z0, Z0, Z0
+	VXORPS          Z1, Z1, Z1
+	VXORPS          Z2, Z2, Z2
+	VXORPS          Z3, Z3, Z3
+	MOVQ            BX, AX
+chunk4:
+	VPMULTISHIFTQB.BCST (SI), Z31, Z12
+	VPERMPS         Z29, Z12, Z12
+	VFMADD231PS     (DI), Z12, Z0
+	VFMADD231PS     (DI)(R12*1), Z12, Z1
+	VFMADD231PS     (DI)(R12*2), Z12, Z2
+	VFMADD231PS     (DI)(R13*1), Z12, Z3
+	VPMULTISHIFTQB.BCST 4(SI), Z30, Z12
+	VPERMPS         Z29, Z12, Z12
+	VFMADD231PS     64(DI), Z12, Z0
+	VFMADD231PS     64(DI)(R12*1), Z12, Z1
+	VFMADD231PS     64(DI)(R12*2), Z12, Z2
+	VFMADD231PS     64(DI)(R13*1), Z12, Z3
+	ADDQ            $12, SI
+	ADDQ            $128, DI
+	DECQ            AX
+	JNZ             chunk4
+	VBROADCASTSS    (DX), Z13
+	VFMADD231PS     Z13, Z0, Z8
+	VFMADD231PS     Z13, Z1, Z9
+	VFMADD231PS     Z13, Z2, Z10
+	VFMADD231PS     Z13, Z3, Z11
+	ADDQ            $4, DX
+	DECQ            CX
+	JNZ             loop1
+bias2:
+	MOVQ            ng+40(FP), CX
+	MOVQ            s+8(FP), DX
+	MOVQ            b+16(FP), SI
+	MOVQ            xsum+32(FP), DI
+	VPBROADCASTD    c+56(FP), Z31
+	VCVTDQ2PS       Z31, Z31
+	VXORPS          Z0, Z0, Z0
+	VXORPS          Z1, Z1, Z1
+	VXORPS          Z2, Z2, Z2
+	VXORPS          Z3, Z3, Z3
+	TESTQ           SI, SI
+	JZ              done7
+bloop5:
+	CMPQ            CX, $16
+	JLT             btail6
+	VMOVUPS         (SI), Z12
+	VFMADD231PS     (DX), Z31, Z12
+	VFMADD231PS     (DI), Z12, Z0
+	VFMADD231PS     (DI)(R10*1), Z12, Z1
+	VFMADD231PS     (DI)(R10*2), Z12, Z2
+	VFMADD231PS     (DI)(R11*1), Z12, Z3
+	ADDQ            $64, DX
+	ADDQ            $64, SI
+	ADDQ            $64, DI
+	SUBQ            $16, CX
+	JMP             bloop5
+btail6:
+	TESTQ           CX, CX
+	JZ              done7
+	MOVL            $1, AX
+	SHLL            CX, AX
+	DECL            AX
+	KMOVW           AX, K1
+	VMOVUPS.Z       (SI), K1, Z12
+	VFMADD231PS     (DX), Z31, K1, Z12
+	VFMADD231PS     (DI), Z12, K1, Z0
+	VFMADD231PS     (DI)(R10*1), Z12, K1, Z1
+	VFMADD231PS     (DI)(R10*2), Z12, K1, Z2
+	VFMADD231PS     (DI)(R11*1), Z12, K1, Z3
+done7:
+	MOVQ            out+72(FP), AX
+	MOVQ            ldo+80(FP), BX
+	SHLQ            $2, BX
+	LEAQ            (BX)(BX*2), CX
+	VADDPS          Z8, Z4, Z4
+	VADDPS          Z0, Z4, Z4
+	VEXTRACTF64X4   $1, Z4, Y14
+	VADDPS          Y14, Y4, Y4
+	VEXTRACTF32X4   $1, Y4, X14
+	VADDPS          X14, X4, X4
+	VPERMILPS       $0x4e, X4, X14
+	VADDPS          X14, X4, X4
+	VPERMILPS       $0xb1, X4, X14
+	VADDSS          X14, X4, X4
+	VMOVSS          X4, (AX)
+	VADDPS          Z9, Z5, Z5
+	VADDPS          Z1, Z5, Z5
+	VEXTRACTF64X4   $1, Z5, Y14
+	VADDPS          Y14, Y5, Y5
+	VEXTRACTF32X4   $1, Y5, X14
+	VADDPS          X14, X5, X5
+	VPERMILPS       $0x4e, X5, X14
+	VADDPS          X14, X5, X5
+	VPERMILPS       $0xb1, X5, X14
+	VADDSS          X14, X5, X5
+	VMOVSS          X5, (AX)(BX*1)
+	VADDPS          Z10, Z6, Z6
+	VADDPS          Z2, Z6, Z6
+	VEXTRACTF64X4   $1, Z6, Y14
+	VADDPS          Y14, Y6, Y6
+	VEXTRACTF32X4   $1, Y6, X14
+	VADDPS          X14, X6, X6
+	VPERMILPS       $0x4e, X6, X14
+	VADDPS          X14, X6, X6
+	VPERMILPS       $0xb1, X6, X14
+	VADDSS          X14, X6, X6
+	VMOVSS          X6, (AX)(BX*2)
+	VADDPS          Z11, Z7, Z7
+	VADDPS          Z3, Z7, Z7
+	VEXTRACTF64X4   $1, Z7, Y14
+	VADDPS          Y14, Y7, Y7
+	VEXTRACTF32X4   $1, Y7, X14
+	VADDPS          X14, X7, X7
+	VPERMILPS       $0x4e, X7, X14
+	VADDPS          X14, X7, X7
+	VPERMILPS       $0xb1, X7, X14
+	VADDSS          X14, X7, X7
+	VMOVSS          X7, (AX)(CX*1)
+	VZEROUPPER      
+	RET             
+
+// func a5Tile1x1AVX512(w *byte, s, b, x, xsum *float32, ng, cpg, c, k int, out *float32, ldo int)
+TEXT ·a5Tile1x1AVX512(SB), NOSPLIT, $0-88
+	MOVQ            w+0(FP), SI
+	MOVQ            s+8(FP), DX
+	MOVQ            x+24(FP), DI
+	MOVQ            ng+40(FP), CX
+	MOVQ            cpg+48(FP), BX
+	MOVQ            CX, R10
+	SHLQ            $2, R10
+	LEAQ            (R10)(R10*2), R11
+	VMOVDQU64       a5shuf0<>(SB), Z31
+	VMOVDQU64       a5shuf6<>(SB), Z30
+	VMOVDQU64       a5mask<>(SB), Z29
+	VMOVDQU64       a5magic<>(SB), Z28
+	VMOVDQU64       a5bias<>(SB), Z27
+	VXORPS          Z1, Z1, Z1
+	VXORPS          Z2, Z2, Z2
+loop1:
+	VXORPS          Z0, Z0, Z0
+	MOVQ            BX, AX
+chunk3:
+	VBROADCASTI32X4 (SI), Z3
+	VPSHUFB         Z31, Z3, Z3
+	VPTERNLOGD      $0xea, Z28, Z29, Z3
+	VSUBPS          Z27, Z3, Z3
+	VFMADD231PS     (DI), Z3, Z0
+	VBROADCASTI32X4 4(SI), Z3
+	VPSHUFB         Z30, Z3, Z3
+	VPTERNLOGD      $0xea, Z28, Z29, Z3
+	VSUBPS          Z27, Z3, Z3
+	VFMADD231PS     64(DI), Z3, Z0
+	ADDQ            $20, SI
+	ADDQ            $128, DI
+	DECQ            AX
+	JNZ             chunk3
+	VBROADCASTSS    (DX), Z4
+	VFMADD231PS     Z4, Z0, Z1
+	ADDQ            $4, DX
+	DECQ            CX
+	JZ              bias2
+	VXORPS          Z0, Z0, Z0
+	MOVQ            BX, AX
+chunk4:
+	VBROADCASTI32X4 (SI), Z3
+	VPSHUFB         Z31, Z3, Z3
+	VPTERNLOGD      $0xea, Z28, Z29, Z3
+	VSUBPS          Z27, Z3, Z3
+	VFMADD231PS     (DI), Z3, Z0
+	VBROADCASTI32X4 4(SI), Z3
+	VPSHUFB         Z30, Z3, Z3
+	VPTERNLOGD      $0xea, Z28, Z29, Z3
+	VSUBPS          Z27, Z3, Z3
+	VFMADD231PS     64(DI), Z3, Z0
+	ADDQ            $20, SI
+	ADDQ            $128, DI
+	DECQ            AX
+	JNZ             chunk4
+	VBROADCASTSS    (DX), Z4
+	VFMADD231PS     Z4, Z0, Z2
+	ADDQ            $4, DX
+	DECQ            CX
+	JNZ             loop1
+bias2:
+	MOVQ            ng+40(FP), CX
+	MOVQ            s+8(FP), DX
+	MOVQ            b+16(FP), SI
+	MOVQ            xsum+32(FP), DI
+	VPBROADCASTD    c+56(FP), Z31
+	VCVTDQ2PS       Z31, Z31
+	VXORPS          Z0, Z0, Z0
+	TESTQ           SI, SI
+	JZ              done7
+bloop5:
+	CMPQ            CX, $16
+	JLT             btail6
+	VMOVUPS         (SI), Z3
+	VFMADD231PS     (DX), Z31, Z3
+	VFMADD231PS     (DI), Z3, Z0
+	ADDQ            $64, DX
+	ADDQ            $64, SI
+	ADDQ            $64, DI
+	SUBQ            $16, CX
+	JMP             bloop5
+btail6:
+	TESTQ           CX, CX
+	JZ              done7
+	MOVL            $1, AX
+	SHLL            CX, AX
+	DECL            AX
+	KMOVW           AX, K1
+	VMOVUPS.Z       (SI), K1, Z3
+	VFMADD231PS     (DX), Z31, K1, Z3
+	VFMADD231PS     (DI), Z3, K1, Z0
+done7:
+	MOVQ            out+72(FP), AX
+	MOVQ            ldo+80(FP), BX
+	SHLQ            $2, BX
+	LEAQ            (BX)(BX*2), CX
+	VADDPS          Z2, Z1, Z1
+	VADDPS          Z0, Z1, Z1
+	VEXTRACTF64X4   $1, Z1, Y5
+	VADDPS          Y5, Y1, Y1
+	VEXTRACTF32X4   $1, Y1, X5
+	VADDPS          X5, X1, X1
+	VPERMILPS       $0x4e, X1, X5
+	VADDPS          X5, X1, X1
+	VPERMILPS       $0xb1, X1, X5
+	VADDSS          X5, X1, X1
+	VMOVSS          X1, (AX)
+	VZEROUPPER      
+	RET             
+
+// func a5Tile4x1AVX512(w *byte, s, b, x, xsum *float32, ng, cpg, c, k int, out *float32, ldo int)
+TEXT ·a5Tile4x1AVX512(SB), NOSPLIT, $0-88
+	MOVQ            w+0(FP), SI
+	MOVQ            s+8(FP), DX
+	MOVQ            x+24(FP), DI
+	MOVQ            ng+40(FP), CX
+	MOVQ            cpg+48(FP), BX
+	MOVQ            CX, R10
+	SHLQ            $2, R10
+	LEAQ            (R10)(R10*2), R11
+	MOVQ            k+64(FP), R12
+	SHLQ            $2, R12
+	LEAQ            (R12)(R12*2), R13
+	VMOVDQU64       a5shuf0<>(SB), Z31
+	VMOVDQU64       a5shuf6<>(SB), Z30
+	VMOVDQU64       a5mask<>(SB), Z29
+	VMOVDQU64       a5magic<>(SB), Z28
+	VMOVDQU64       a5bias<>(SB), Z27
+	VXORPS          Z4, Z4, Z4
+	VXORPS          Z5, Z5, Z5
+	VXORPS          Z6, Z6, Z6
+	VXORPS          Z7, Z7, Z7
+	VXORPS          Z8, Z8, Z8
+	VXORPS          Z9, Z9, Z9
+	VXORPS          Z10, Z10, Z10
+	VXORPS          Z11, Z11, Z11
+loop1:
+	VXORPS          Z0, Z0, Z0
+	VXORPS          Z1, Z1, Z1
+	VXORPS          Z2, Z2, Z2
+	VXORPS          Z3, Z3, Z3
+	MOVQ            BX, AX
+chunk3:
+	VBROADCASTI32X4 (SI), Z12
+	VPSHUFB         Z31, Z12, Z12
+	VPTERNLOGD      $0xea, Z28, Z29, Z12
+	VSUBPS          Z27, Z12, Z12
+	VFMADD231PS     (DI), Z12, Z0
+	VFMADD231PS     (DI)(R12*1), Z12, Z1
+	VFMADD231PS     (DI)(R12*2), Z12, Z2
+	VFMADD231PS     (DI)(R13*1), Z12, Z3
+	VBROADCASTI32X4 4(SI), Z12
+	VPSHUFB         Z30, Z12, Z12
+	VPTERNLOGD      $0xea, Z28, Z29, Z12
+	VSUBPS          Z27, Z12, Z12
+	VFMADD231PS     64(DI), Z12, Z0
+	VFMADD231PS     64(DI)(R12*1), Z12, Z1
+	VFMADD231PS     64(DI)(R12*2), Z12, Z2
+	VFMADD231PS     64(DI)(R13*1), Z12, Z3
+	ADDQ            $20, SI
+	ADDQ            $128, DI
+	DECQ            AX
+	JNZ             chunk3
+	VBROADCASTSS    (DX), Z13
+	VFMADD231PS     Z13, Z0, Z4
+	VFMADD231PS     Z13, Z1, Z5
+	VFMADD231PS     Z13, Z2, Z6
+	VFMADD231PS     Z13, Z3, Z7
+	ADDQ            $4, DX
+	DECQ            CX
+	JZ              bias2
+	VXORPS          Z0, Z0, Z0
+	VXORPS          Z1, Z1, Z1
+	VXORPS          Z2, Z2, Z2
+	VXORPS          Z3, Z3, Z3
+	MOVQ            BX, AX
+chunk4:
+	VBROADCASTI32X4 (SI), Z12
+	VPSHUFB         Z31, Z12, Z12
+	VPTERNLOGD      $0xea, Z28, Z29, Z12
+	VSUBPS          Z27, Z12, Z12
+	VFMADD231PS     (DI), Z12, Z0
+	VFMADD231PS     (DI)(R12*1), Z12, Z1
+	VFMADD231PS     (DI)(R12*2), Z12, Z2
+	VFMADD231PS     (DI)(R13*1), Z12, Z3
+	VBROADCASTI32X4 4(SI), Z12
+	VPSHUFB         Z30, Z12, Z12
+	VPTERNLOGD      $0xea, Z28, Z29, Z12
+	VSUBPS          Z27, Z12, Z12
+	VFMADD231PS     64(DI), Z12, Z0
+	VFMADD231PS     64(DI)(R12*1), Z12, Z1
+	VFMADD231PS     64(DI)(R12*2), Z12, Z2
+	VFMADD231PS     64(DI)(R13*1), Z12, Z3
+	ADDQ            $20, SI
+	ADDQ            $128, DI
+	DECQ            AX
+	JNZ             chunk4
+	VBROADCASTSS    (DX), Z13
+	VFMADD231PS     Z13, Z0, Z8
+	VFMADD231PS     Z13, Z1, Z9
+	VFMADD231PS     Z13, Z2, Z10
+	VFMADD231PS     Z13, Z3, Z11
+	ADDQ            $4, DX
+	DECQ            CX
+	JNZ             loop1
+bias2:
+	MOVQ            ng+40(FP), CX
+	MOVQ            s+8(FP), DX
+	MOVQ            b+16(FP), SI
+	MOVQ            xsum+32(FP), DI
+	VPBROADCASTD    c+56(FP), Z31
+	VCVTDQ2PS       Z31, Z31
+	VXORPS          Z0, Z0, Z0
+	VXORPS          Z1, Z1, Z1
+	VXORPS          Z2, Z2, Z2
+	VXORPS          Z3, Z3, Z3
+	TESTQ           SI, SI
+	JZ              done7
+bloop5:
+	CMPQ            CX, $16
+	JLT             btail6
+	VMOVUPS         (SI), Z12
+	VFMADD231PS     (DX), Z31, Z12
+	VFMADD231PS     (DI), Z12, Z0
+	VFMADD231PS     (DI)(R10*1), Z12, Z1
+	VFMADD231PS     (DI)(R10*2), Z12, Z2
+	VFMADD231PS     (DI)(R11*1), Z12, Z3
+	ADDQ            $64, DX
+	ADDQ            $64, SI
+	ADDQ            $64, DI
+	SUBQ            $16, CX
+	JMP             bloop5
+btail6:
+	TESTQ           CX, CX
+	JZ              done7
+	MOVL            $1, AX
+	SHLL            CX, AX
+	DECL            AX
+	KMOVW           AX, K1
+	VMOVUPS.Z       (SI), K1, Z12
+	VFMADD231PS     (DX), Z31, K1, Z12
+	VFMADD231PS     (DI), Z12, K1, Z0
+	VFMADD231PS     (DI)(R10*1), Z12, K1, Z1
+	VFMADD231PS     (DI)(R10*2), Z12, K1, Z2
+	VFMADD231PS     (DI)(R11*1), Z12, K1, Z3
+done7:
+	MOVQ            out+72(FP), AX
+	MOVQ            ldo+80(FP), BX
+	SHLQ            $2, BX
+	LEAQ            (BX)(BX*2), CX
+	VADDPS          Z8, Z4, Z4
+	VADDPS          Z0, Z4, Z4
+	VEXTRACTF64X4   $1, Z4, Y14
+	VADDPS          Y14, Y4, Y4
+	VEXTRACTF32X4   $1, Y4, X14
+	VADDPS          X14, X4, X4
+	VPERMILPS       $0x4e, X4, X14
+	VADDPS          X14, X4, X4
+	VPERMILPS       $0xb1, X4, X14
+	VADDSS          X14, X4, X4
+	VMOVSS          X4, (AX)
+	VADDPS          Z9, Z5, Z5
+	VADDPS          Z1, Z5, Z5
+	VEXTRACTF64X4   $1, Z5, Y14
+	VADDPS          Y14, Y5, Y5
+	VEXTRACTF32X4   $1, Y5, X14
+	VADDPS          X14, X5, X5
+	VPERMILPS       $0x4e, X5, X14
+	VADDPS          X14, X5, X5
+	VPERMILPS       $0xb1, X5, X14
+	VADDSS          X14, X5, X5
+	VMOVSS          X5, (AX)(BX*1)
+	VADDPS          Z10, Z6, Z6
+	VADDPS          Z2, Z6, Z6
+	VEXTRACTF64X4   $1, Z6, Y14
+	VADDPS          Y14, Y6, Y6
+	VEXTRACTF32X4   $1, Y6, X14
+	VADDPS          X14, X6, X6
+	VPERMILPS       $0x4e, X6, X14
+	VADDPS          X14, X6, X6
+	VPERMILPS       $0xb1, X6, X14
+	VADDSS          X14, X6, X6
+	VMOVSS          X6, (AX)(BX*2)
+	VADDPS          Z11, Z7, Z7
+	VADDPS          Z3, Z7, Z7
+	VEXTRACTF64X4   $1, Z7, Y14
+	VADDPS          Y14, Y7, Y7
+	VEXTRACTF32X4   $1, Y7, X14
+	VADDPS          X14, X7, X7
+	VPERMILPS       $0x4e, X7, X14
+	VADDPS          X14, X7, X7
+	VPERMILPS       $0xb1, X7, X14
+	VADDSS          X14, X7, X7
+	VMOVSS          X7, (AX)(CX*1)
+	VZEROUPPER      
+	RET             
+
+// func a6Tile1x1AVX512(w *byte, s, b, x, xsum *float32, ng, cpg, c, k int, out *float32, ldo int)
+TEXT ·a6Tile1x1AVX512(SB), NOSPLIT, $0-88
+	MOVQ            w+0(FP), SI
+	MOVQ            s+8(FP), DX
+	MOVQ            x+24(FP), DI
+	MOVQ            ng+40(FP), CX
+	MOVQ            cpg+48(FP), BX
+	MOVQ            CX, R10
+	SHLQ            $2, R10
+	LEAQ            (R10)(R10*2), R11
+	VMOVDQU64       a6shuf0<>(SB), Z31
+	VMOVDQU64       a6shuf4<>(SB), Z30
+	VMOVDQU64       a6mask<>(SB), Z29
+	VMOVDQU64       a6magic<>(SB), Z28
+	VMOVDQU64       a6bias<>(SB), Z27
+	VXORPS          Z1, Z1, Z1
+	VXORPS          Z2, Z2, Z2
+loop1:
+	VXORPS          Z0, Z0, Z0
+	MOVQ            BX, AX
+chunk3:
+	VBROADCASTI32X4 (SI), Z3
+	VPSHUFB         Z31, Z3, Z3
+	VPTERNLOGD      $0xea, Z28, Z29, Z3
+	VSUBPS          Z27, Z3, Z3
+	VFMADD231PS     (DI), Z3, Z0
+	VBROADCASTI32X4 8(SI), Z3
+	VPSHUFB         Z30, Z3, Z3
+	VPTERNLOGD      $0xea, Z28, Z29, Z3
+	VSUBPS          Z27, Z3, Z3
+	VFMADD231PS     64(DI), Z3, Z0
+	ADDQ            $24, SI
+	ADDQ            $128, DI
+	DECQ            AX
+	JNZ             chunk3
+	VBROADCASTSS    (DX), Z4
+	VFMADD231PS     Z4, Z0, Z1
+	ADDQ            $4, DX
+	DECQ            CX
+	JZ              bias2
+	VXORPS          Z0, Z0, Z0
+	MOVQ            BX, AX
+chunk4:
+	VBROADCASTI32X4 (SI), Z3
+	VPSHUFB         Z31, Z3, Z3
+	VPTERNLOGD      $0xea, Z28, Z29, Z3
+	VSUBPS          Z27, Z3, Z3
+	VFMADD231PS     (DI), Z3, Z0
+	VBROADCASTI32X4 8(SI), Z3
+	VPSHUFB         Z30, Z3, Z3
+	VPTERNLOGD      $0xea, Z28, Z29, Z3
+	VSUBPS          Z27, Z3, Z3
+	VFMADD231PS     64(DI), Z3, Z0
+	ADDQ            $24, SI
+	ADDQ            $128, DI
+	DECQ            AX
+	JNZ             chunk4
+	VBROADCASTSS    (DX), Z4
+	VFMADD231PS     Z4, Z0, Z2
+	ADDQ            $4, DX
+	DECQ            CX
+	JNZ             loop1
+bias2:
+	MOVQ            ng+40(FP), CX
+	MOVQ            s+8(FP), DX
+	MOVQ            b+16(FP), SI
+	MOVQ            xsum+32(FP), DI
+	VPBROADCASTD    c+56(FP), Z31
+	VCVTDQ2PS       Z31, Z31
+	VXORPS          Z0, Z0, Z0
+	TESTQ           SI, SI
+	JZ              done7
+bloop5:
+	CMPQ            CX, $16
+	JLT             btail6
+	VMOVUPS         (SI), Z3
+	VFMADD231PS     (DX), Z31, Z3
+	VFMADD231PS     (DI), Z3, Z0
+	ADDQ            $64, DX
+	ADDQ            $64, SI
+	ADDQ            $64, DI
+	SUBQ            $16, CX
+	JMP             bloop5
+btail6:
+	TESTQ           CX, CX
+	JZ              done7
+	MOVL            $1, AX
+	SHLL            CX, AX
+	DECL            AX
+	KMOVW           AX, K1
+	VMOVUPS.Z       (SI), K1, Z3
+	VFMADD231PS     (DX), Z31, K1, Z3
+	VFMADD231PS     (DI), Z3, K1, Z0
+done7:
+	MOVQ            out+72(FP), AX
+	MOVQ            ldo+80(FP), BX
+	SHLQ            $2, BX
+	LEAQ            (BX)(BX*2), CX
+	VADDPS          Z2, Z1, Z1
+	VADDPS          Z0, Z1, Z1
+	VEXTRACTF64X4   $1, Z1, Y5
+	VADDPS          Y5, Y1, Y1
+	VEXTRACTF32X4   $1, Y1, X5
+	VADDPS          X5, X1, X1
+	VPERMILPS       $0x4e, X1, X5
+	VADDPS          X5, X1, X1
+	VPERMILPS       $0xb1, X1, X5
+	VADDSS          X5, X1, X1
+	VMOVSS          X1, (AX)
+	VZEROUPPER      
+	RET             
+
+// func a6Tile4x1AVX512(w *byte, s, b, x, xsum *float32, ng, cpg, c, k int, out *float32, ldo int)
+TEXT ·a6Tile4x1AVX512(SB), NOSPLIT, $0-88
+	MOVQ            w+0(FP), SI
+	MOVQ            s+8(FP), DX
+	MOVQ            x+24(FP), DI
+	MOVQ            ng+40(FP), CX
+	MOVQ            cpg+48(FP), BX
+	MOVQ            CX, R10
+	SHLQ            $2, R10
+	LEAQ            (R10)(R10*2), R11
+	MOVQ            k+64(FP), R12
+	SHLQ            $2, R12
+	LEAQ            (R12)(R12*2), R13
+	VMOVDQU64       a6shuf0<>(SB), Z31
+	VMOVDQU64       a6shuf4<>(SB), Z30
+	VMOVDQU64       a6mask<>(SB), Z29
+	VMOVDQU64       a6magic<>(SB), Z28
+	VMOVDQU64       a6bias<>(SB), Z27
+	VXORPS          Z4, Z4, Z4
+	VXORPS          Z5, Z5, Z5
+	VXORPS          Z6, Z6, Z6
+	VXORPS          Z7, Z7, Z7
+	VXORPS          Z8, Z8, Z8
+	VXORPS          Z9, Z9, Z9
+	VXORPS          Z10, Z10, Z10
+	VXORPS          Z11, Z11, Z11
+loop1:
+	VXORPS          Z0, Z0, Z0
+	VXORPS          Z1, Z1, Z1
+	VXORPS          Z2, Z2, Z2
+	VXORPS          Z3, Z3, Z3
+	MOVQ            BX, AX
+chunk3:
+	VBROADCASTI32X4 (SI), Z12
+	VPSHUFB         Z31, Z12, Z12
+	VPTERNLOGD      $0xea, Z28, Z29, Z12
+	VSUBPS          Z27, Z12, Z12
+	VFMADD231PS     (DI), Z12, Z0
+	VFMADD231PS     (DI)(R12*1), Z12, Z1
+	VFMADD231PS     (DI)(R12*2), Z12, Z2
+	VFMADD231PS     (DI)(R13*1), Z12, Z3
+	VBROADCASTI32X4 8(SI), Z12
+	VPSHUFB         Z30, Z12, Z12
+	VPTERNLOGD      $0xea, Z28, Z29, Z12
+	VSUBPS          Z27, Z12, Z12
+	VFMADD231PS     64(DI), Z12, Z0
+	VFMADD231PS     64(DI)(R12*1), Z12, Z1
+	VFMADD231PS     64(DI)(R12*2), Z12, Z2
+	VFMADD231PS     64(DI)(R13*1), Z12, Z3
+	ADDQ            $24, SI
+	ADDQ            $128, DI
+	DECQ            AX
+	JNZ             chunk3
+	VBROADCASTSS    (DX), Z13
+	VFMADD231PS     Z13, Z0, Z4
+	VFMADD231PS     Z13, Z1, Z5
+	VFMADD231PS     Z13, Z2, Z6
+	VFMADD231PS     Z13, Z3, Z7
+	ADDQ            $4, DX
+	DECQ            CX
+	JZ              bias2
+	VXORPS          Z0, Z0, Z0
+	VXORPS          Z1, Z1, Z1
+	VXORPS          Z2, Z2, Z2
+	VXORPS          Z3, Z3, Z3
+	MOVQ            BX, AX
+chunk4:
+	VBROADCASTI32X4 (SI), Z12
+	VPSHUFB         Z31, Z12, Z12
+	VPTERNLOGD      $0xea, Z28, Z29, Z12
+	VSUBPS          Z27, Z12, Z12
+	VFMADD231PS     (DI), Z12, Z0
+	VFMADD231PS     (DI)(R12*1), Z12, Z1
+	VFMADD231PS     (DI)(R12*2), Z12, Z2
+	VFMADD231PS     (DI)(R13*1), Z12, Z3
+	VBROADCASTI32X4 8(SI), Z12
+	VPSHUFB         Z30, Z12, Z12
+	VPTERNLOGD      $0xea, Z28, Z29, Z12
+	VSUBPS          Z27, Z12, Z12
+	VFMADD231PS     64(DI), Z12, Z0
+	VFMADD231PS     64(DI)(R12*1), Z12, Z1
+	VFMADD231PS     64(DI)(R12*2), Z12, Z2
+	VFMADD231PS     64(DI)(R13*1), Z12, Z3
+	ADDQ            $24, SI
+	ADDQ            $128, DI
+	DECQ            AX
+	JNZ             chunk4
+	VBROADCASTSS    (DX), Z13
+	VFMADD231PS     Z13, Z0, Z8
+	VFMADD231PS     Z13, Z1, Z9
+	VFMADD231PS     Z13, Z2, Z10
+	VFMADD231PS     Z13, Z3, Z11
+	ADDQ            $4, DX
+	DECQ            CX
+	JNZ             loop1
+bias2:
+	MOVQ            ng+40(FP), CX
+	MOVQ            s+8(FP), DX
+	MOVQ            b+16(FP), SI
+	MOVQ            xsum+32(FP), DI
+	VPBROADCASTD    c+56(FP), Z31
+	VCVTDQ2PS       Z31, Z31
+	VXORPS          Z0, Z0, Z0
+	VXORPS          Z1, Z1, Z1
+	VXORPS          Z2, Z2, Z2
+	VXORPS          Z3, Z3, Z3
+	TESTQ           SI, SI
+	JZ              done7
+bloop5:
+	CMPQ            CX, $16
+	JLT             btail6
+	VMOVUPS         (SI), Z12
+	VFMADD231PS     (DX), Z31, Z12
+	VFMADD231PS     (DI), Z12, Z0
+	VFMADD231PS     (DI)(R10*1), Z12, Z1
+	VFMADD231PS     (DI)(R10*2), Z12, Z2
+	VFMADD231PS     (DI)(R11*1), Z12, Z3
+	ADDQ            $64, DX
+	ADDQ            $64, SI
+	ADDQ            $64, DI
+	SUBQ            $16, CX
+	JMP             bloop5
+btail6:
+	TESTQ           CX, CX
+	JZ              done7
+	MOVL            $1, AX
+	SHLL            CX, AX
+	DECL            AX
+	KMOVW           AX, K1
+	VMOVUPS.Z       (SI), K1, Z12
+	VFMADD231PS     (DX), Z31, K1, Z12
+	VFMADD231PS     (DI), Z12, K1, Z0
+	VFMADD231PS     (DI)(R10*1), Z12, K1, Z1
+	VFMADD231PS     (DI)(R10*2), Z12, K1, Z2
+	VFMADD231PS     (DI)(R11*1), Z12, K1, Z3
+done7:
+	MOVQ            out+72(FP), AX
+	MOVQ            ldo+80(FP), BX
+	SHLQ            $2, BX
+	LEAQ            (BX)(BX*2), CX
+	VADDPS          Z8, Z4, Z4
+	VADDPS          Z0, Z4, Z4
+	VEXTRACTF64X4   $1, Z4, Y14
+	VADDPS          Y14, Y4, Y4
+	VEXTRACTF32X4   $1, Y4, X14
+	VADDPS          X14, X4, X4
+	VPERMILPS       $0x4e, X4, X14
+	VADDPS          X14, X4, X4
+	VPERMILPS       $0xb1, X4, X14
+	VADDSS          X14, X4, X4
+	VMOVSS          X4, (AX)
+	VADDPS          Z9, Z5, Z5
+	VADDPS          Z1, Z5, Z5
+	VEXTRACTF64X4   $1, Z5, Y14
+	VADDPS          Y14, Y5, Y5
+	VEXTRACTF32X4   $1, Y5, X14
+	VADDPS          X14, X5, X5
+	VPERMILPS       $0x4e, X5, X14
+	VADDPS          X14, X5, X5
+	VPERMILPS       $0xb1, X5, X14
+	VADDSS          X14, X5, X5
+	VMOVSS          X5, (AX)(BX*1)
+	VADDPS          Z10, Z6, Z6
+	VADDPS          Z2, Z6, Z6
+	VEXTRACTF64X4   $1, Z6, Y14
+	VADDPS          Y14, Y6, Y6
+	VEXTRACTF32X4   $1, Y6, X14
+	VADDPS          X14, X6, X6
+	VPERMILPS       $0x4e, X6, X14
+	VADDPS          X14, X6, X6
+	VPERMILPS       $0xb1, X6, X14
+	VADDSS          X14, X6, X6
+	VMOVSS          X6, (AX)(BX*2)
+	VADDPS          Z11, Z7, Z7
+	VADDPS          Z3, Z7, Z7
+	VEXTRACTF64X4   $1, Z7, Y14
+	VADDPS          Y14, Y7, Y7
+	VEXTRACTF32X4   $1, Y7, X14
+	VADDPS          X14, X7, X7
+	VPERMILPS       $0x4e, X7, X14
+	VADDPS          X14, X7, X7
+	VPERMILPS       $0xb1, X7, X14
+	VADDSS          X14, X7, X7
+	VMOVSS          X7, (AX)(CX*1)
+	VZEROUPPER      
+	RET             
+
+// func e2m1Tile1x1AVX512(w *byte, s, b, x, xsum *float32, ng, cpg, c, k int, out *float32, ldo int)
+TEXT ·e2m1Tile1x1AVX512(SB), NOSPLIT, $0-88
+	MOVQ            w+0(FP), SI
+	MOVQ            s+8(FP), DX
+	MOVQ            x+24(FP), DI
+	MOVQ            ng+40(FP), CX
+	MOVQ            cpg+48(FP), BX
+	MOVQ            CX, R10
+	SHLQ            $2, R10
+	LEAQ            (R10)(R10*2), R11
+	VMOVDQU64       mshift<>(SB), Z31
+	VMOVDQU64       e2m1table<>(SB), Z30
+	VXORPS          Z1, Z1, Z1
+	VXORPS          Z2, Z2, Z2
+loop1:
+	VXORPS          Z0, Z0, Z0
+	MOVQ            BX, AX
+chunk3:
+	VPMULTISHIFTQB.BCST (SI), Z31, Z3
+	VPERMPS         Z30, Z3, Z3
+	VFMADD231PS     (DI), Z3, Z0
+	VPMULTISHIFTQB.BCST 8(SI), Z31, Z3
+	VPERMPS         Z30, Z3, Z3
+	VFMADD231PS     64(DI), Z3, Z0
+	ADDQ            $16, SI
+	ADDQ            $128, DI
+	DECQ            AX
+	JNZ             chunk3
+	VBROADCASTSS    (DX), Z4
+	VFMADD231PS     Z4, Z0, Z1
+	ADDQ            $4, DX
+	DECQ            CX
+	JZ              bias2
+	VXORPS          Z0, Z0, Z0
+	MOVQ            BX, AX
+chunk4:
+	VPMULTISHIFTQB.BCST (SI), Z31, Z3
+	VPERMPS         Z30, Z3, Z3
+	VFMADD231PS     (DI), Z3, Z0
+	VPMULTISHIFTQB.BCST 8(SI), Z31, Z3
+	VPERMPS         Z30, Z3, Z3
+	VFMADD231PS     64(DI), Z3, Z0
+	ADDQ            $16, SI
+	ADDQ            $128, DI
+	DECQ            AX
+	JNZ             chunk4
+	VBROADCASTSS    (DX), Z4
+	VFMADD231PS     Z4, Z0, Z2
+	ADDQ            $4, DX
+	DECQ            CX
+	JNZ             loop1
+bias2:
+	MOVQ            ng+40(FP), CX
+	MOVQ            s+8(FP), DX
+	MOVQ            b+16(FP), SI
+	MOVQ            xsum+32(FP), DI
+	VPBROADCASTD    c+56(FP), Z31
+	VCVTDQ2PS       Z31, Z31
+	VXORPS          Z0, Z0, Z0
+	TESTQ           SI, SI
+	JZ              done7
+bloop5:
+	CMPQ            CX, $16
+	JLT             btail6
+	VMOVUPS         (SI), Z3
+	VFMADD231PS     (DX), Z31, Z3
+	VFMADD231PS     (DI), Z3, Z0
+	ADDQ            $64, DX
+	ADDQ            $64, SI
+	ADDQ            $64, DI
+	SUBQ            $16, CX
+	JMP             bloop5
+btail6:
+	TESTQ           CX, CX
+	JZ              done7
+	MOVL            $1, AX
+	SHLL            CX, AX
+	DECL            AX
+	KMOVW           AX, K1
+	VMOVUPS.Z       (SI), K1, Z3
+	VFMADD231PS     (DX), Z31, K1, Z3
+	VFMADD231PS     (DI), Z3, K1, Z0
+done7:
+	MOVQ            out+72(FP), AX
+	MOVQ            ldo+80(FP), BX
+	SHLQ            $2, BX
+	LEAQ            (BX)(BX*2), CX
+	VADDPS          Z2, Z1, Z1
+	VADDPS          Z0, Z1, Z1
+	VEXTRACTF64X4   $1, Z1, Y5
+	VADDPS          Y5, Y1, Y1
+	VEXTRACTF32X4   $1, Y1, X5
+	VADDPS          X5, X1, X1
+	VPERMILPS       $0x4e, X1, X5
+	VADDPS          X5, X1, X1
+	VPERMILPS       $0xb1, X1, X5
+	VADDSS          X5, X1, X1
+	VMOVSS          X1, (AX)
+	VZEROUPPER      
+	RET             
+
+// func e2m1Tile4x1AVX512(w *byte, s, b, x, xsum *float32, ng, cpg, c, k int, out *float32, ldo int)
+TEXT ·e2m1Tile4x1AVX512(SB), NOSPLIT, $0-88
+	MOVQ            w+0(FP), SI
+	MOVQ            s+8(FP), DX
+	MOVQ            x+24(FP), DI
+	MOVQ            ng+40(FP), CX
+	MOVQ            cpg+48(FP), BX
+	MOVQ            CX, R10
+	SHLQ            $2, R10
+	LEAQ            (R10)(R10*2), R11
+	MOVQ            k+64(FP), R12
+	SHLQ            $2, R12
+	LEAQ            (R12)(R12*2), R13
+	VMOVDQU64       mshift<>(SB), Z31
+	VMOVDQU64       e2m1table<>(SB), Z30
+	VXORPS          Z4, Z4, Z4
+	VXORPS          Z5, Z5, Z5
+	VXORPS          Z6, Z6, Z6
+	VXORPS          Z7, Z7, Z7
+	VXORPS          Z8, Z8, Z8
+	VXORPS          Z9, Z9, Z9
+	VXORPS          Z10, Z10, Z10
+	VXORPS          Z11, Z11, Z11
+loop1:
+	VXORPS          Z0, Z0, Z0
+	VXORPS          Z1, Z1, Z1
+	VXORPS          Z2, Z2, Z2
+	VXORPS          Z3, Z3, Z3
+	MOVQ            BX, AX
+chunk3:
+	VPMULTISHIFTQB.BCST (SI), Z31, Z12
+	VPERMPS         Z30, Z12, Z12
+	VFMADD231PS     (DI), Z12, Z0
+	VFMADD231PS     (DI)(R12*1), Z12, Z1
+	VFMADD231PS     (DI)(R12*2), Z12, Z2
+	VFMADD231PS     (DI)(R13*1), Z12, Z3
+	VPMULTISHIFTQB.BCST 8(SI), Z31, Z12
+	VPERMPS         Z30, Z12, Z12
+	VFMADD231PS     64(DI), Z12, Z0
+	VFMADD231PS     64(DI)(R12*1), Z12, Z1
+	VFMADD231PS     64(DI)(R12*2), Z12, Z2
+	VFMADD231PS     64(DI)(R13*1), Z12, Z3
+	ADDQ            $16, SI
+	ADDQ            $128, DI
+	DECQ            AX
+	JNZ             chunk3
+	VBROADCASTSS    (DX), Z13
+	VFMADD231PS     Z13, Z0, Z4
+	VFMADD231PS     Z13, Z1, Z5
+	VFMADD231PS     Z13, Z2, Z6
+	VFMADD231PS     Z13, Z3, Z7
+	ADDQ            $4, DX
+	DECQ            CX
+	JZ              bias2
+	VXORPS          Z0, Z0, Z0
+	VXORPS          Z1, Z1, Z1
+	VXORPS          Z2, Z2, Z2
+	VXORPS          Z3, Z3, Z3
+	MOVQ            BX, AX
+chunk4:
+	VPMULTISHIFTQB.BCST (SI), Z31, Z12
+	VPERMPS         Z30, Z12, Z12
+	VFMADD231PS     (DI), Z12, Z0
+	VFMADD231PS     (DI)(R12*1), Z12, Z1
+	VFMADD231PS     (DI)(R12*2), Z12, Z2
+	VFMADD231PS     (DI)(R13*1), Z12, Z3
+	VPMULTISHIFTQB.BCST 8(SI), Z31, Z12
+	VPERMPS         Z30, Z12, Z12
+	VFMADD231PS     64(DI), Z12, Z0
+	VFMADD231PS     64(DI)(R12*1), Z12, Z1
+	VFMADD231PS     64(DI)(R12*2), Z12, Z2
+	VFMADD231PS     64(DI)(R13*1), Z12, Z3
+	ADDQ            $16, SI
+	ADDQ            $128, DI
+	DECQ            AX
+	JNZ             chunk4
+	VBROADCASTSS    (DX), Z13
+	VFMADD231PS     Z13, Z0, Z8
+	VFMADD231PS     Z13, Z1, Z9
+	VFMADD231PS     Z13, Z2, Z10
+	VFMADD231PS     Z13, Z3, Z11
+	ADDQ            $4, DX
+	DECQ            CX
+	JNZ             loop1
+bias2:
+	MOVQ            ng+40(FP), CX
+	MOVQ            s+8(FP), DX
+	MOVQ            b+16(FP), SI
+	MOVQ            xsum+32(FP), DI
+	VPBROADCASTD    c+56(FP), Z31
+	VCVTDQ2PS       Z31, Z31
+	VXORPS          Z0, Z0, Z0
+	VXORPS          Z1, Z1, Z1
+	VXORPS          Z2, Z2, Z2
+	VXORPS          Z3, Z3, Z3
+	TESTQ           SI, SI
+	JZ              done7
+bloop5:
+	CMPQ            CX, $16
+	JLT             btail6
+	VMOVUPS         (SI), Z12
+	VFMADD231PS     (DX), Z31, Z12
+	VFMADD231PS     (DI), Z12, Z0
+	VFMADD231PS     (DI)(R10*1), Z12, Z1
+	VFMADD231PS     (DI)(R10*2), Z12, Z2
+	VFMADD231PS     (DI)(R11*1), Z12, Z3
+	ADDQ            $64, DX
+	ADDQ            $64, SI
+	ADDQ            $64, DI
+	SUBQ            $16, CX
+	JMP             bloop5
+btail6:
+	TESTQ           CX, CX
+	JZ              done7
+	MOVL            $1, AX
+	SHLL            CX, AX
+	DECL            AX
+	KMOVW           AX, K1
+	VMOVUPS.Z       (SI), K1, Z12
+	VFMADD231PS     (DX), Z31, K1, Z12
+	VFMADD231PS     (DI), Z12, K1, Z0
+	VFMADD231PS     (DI)(R10*1), Z12, K1, Z1
+	VFMADD231PS     (DI)(R10*2), Z12, K1, Z2
+	VFMADD231PS     (DI)(R11*1), Z12, K1, Z3
+done7:
+	MOVQ            out+72(FP), AX
+	MOVQ            ldo+80(FP), BX
+	SHLQ            $2, BX
+	LEAQ            (BX)(BX*2), CX
+	VADDPS          Z8, Z4, Z4
+	VADDPS          Z0, Z4, Z4
+	VEXTRACTF64X4   $1, Z4, Y14
+	VADDPS          Y14, Y4, Y4
+	VEXTRACTF32X4   $1, Y4, X14
+	VADDPS          X14, X4, X4
+	VPERMILPS       $0x4e, X4, X14
+	VADDPS          X14, X4, X4
+	VPERMILPS       $0xb1, X4, X14
+	VADDSS          X14, X4, X4
+	VMOVSS          X4, (AX)
+	VADDPS          Z9, Z5, Z5
+	VADDPS          Z1, Z5, Z5
+	VEXTRACTF64X4   $1, Z5, Y14
+	VADDPS          Y14, Y5, Y5
+	VEXTRACTF32X4   $1, Y5, X14
+	VADDPS          X14, X5, X5
+	VPERMILPS       $0x4e, X5, X14
+	VADDPS          X14, X5, X5
+	VPERMILPS       $0xb1, X5, X14
+	VADDSS          X14, X5, X5
+	VMOVSS          X5, (AX)(BX*1)
+	VADDPS          Z10, Z6, Z6
+	VADDPS          Z2, Z6, Z6
+	VEXTRACTF64X4   $1, Z6, Y14
+	VADDPS          Y14, Y6, Y6
+	VEXTRACTF32X4   $1, Y6, X14
+	VADDPS          X14, X6, X6
+	VPERMILPS       $0x4e, X6, X14
+	VADDPS          X14, X6, X6
+	VPERMILPS       $0xb1, X6, X14
+	VADDSS          X14, X6, X6
+	VMOVSS          X6, (AX)(BX*2)
+	VADDPS          Z11, Z7, Z7
+	VADDPS          Z3, Z7, Z7
+	VEXTRACTF64X4   $1, Z7, Y14
+	VADDPS          Y14, Y7, Y7
+	VEXTRACTF32X4   $1, Y7, X14
+	VADDPS          X14, X7, X7
+	VPERMILPS       $0x4e, X7, X14
+	VADDPS          X14, X7, X7
+	VPERMILPS       $0xb1, X7, X14
+	VADDSS          X14, X7, X7
+	VMOVSS          X7, (AX)(CX*1)
+	VZEROUPPER      
+	RET             
+
+// func e2m1hTile1x1AVX512(w *byte, s, b, x, xsum *float32, ng, cpg, c, k int, out *float32, ldo int)
+TEXT ·e2m1hTile1x1AVX512(SB), NOSPLIT, $0-88
+	MOVQ            w+0(FP), SI
+	MOVQ            s+8(FP), DX
+	MOVQ            x+24(FP), DI
+	MOVQ            ng+40(FP), CX
+	MOVQ            cpg+48(FP), BX
+	MOVQ            CX, R10
+	SHLQ            $2, R10
+	LEAQ            (R10)(R10*2), R11
+	VMOVDQU64       mshift<>(SB), Z31
+	VMOVDQU64       e2m1table<>(SB), Z30
+	VXORPS          Z1, Z1, Z1
+	VXORPS          Z2, Z2, Z2
+loop1:
+	VXORPS          Z0, Z0, Z0
+	MOVQ            BX, AX
+chunk3:
+	VPMULTISHIFTQB.BCST (SI), Z31, Z3
+	VPERMPS         Z30, Z3, Z3
+	VFMADD231PS     (DI), Z3, Z0
+	ADDQ            $8, SI
+	ADDQ            $64, DI
+	DECQ            AX
+	JNZ             chunk3
+	VBROADCASTSS    (DX), Z4
+	VFMADD231PS     Z4, Z0, Z1
+	ADDQ            $4, DX
+	DECQ            CX
+	JZ              bias2
+	VXORPS          Z0, Z0, Z0
+	MOVQ            BX, AX
+chunk4:
+	VPMULTISHIFTQB.BCST (SI), Z31, Z3
+	VPERMPS         Z30, Z3, Z3
+	VFMADD231PS     (DI), Z3, Z0
+	ADDQ            $8, SI
+	ADDQ            $64, DI
+	DECQ            AX
+	JNZ             chunk4
+	VBROADCASTSS    (DX), Z4
+	VFMADD231PS     Z4, Z0, Z2
+	ADDQ            $4, DX
+	DECQ            CX
+	JNZ             loop1
+bias2:
+	MOVQ            ng+40(FP), CX
+	MOVQ            s+8(FP), DX
+	MOVQ            b+16(FP), SI
+	MOVQ            xsum+32(FP), DI
+	VPBROADCASTD    c+56(FP), Z31
+	VCVTDQ2PS       Z31, Z31
+	VXORPS          Z0, Z0, Z0
+	TESTQ           SI, SI
+	JZ              done7
+bloop5:
+	CMPQ            CX, $16
+	JLT             btail6
+	VMOVUPS         (SI), Z3
+	VFMADD231PS     (DX), Z31, Z3
+	VFMADD231PS     (DI), Z3, Z0
+	ADDQ            $64, DX
+	ADDQ            $64, SI
+	ADDQ            $64, DI
+	SUBQ            $16, CX
+	JMP             bloop5
+btail6:
+	TESTQ           CX, CX
+	JZ              done7
+	MOVL            $1, AX
+	SHLL            CX, AX
+	DECL            AX
+	KMOVW           AX, K1
+	VMOVUPS.Z       (SI), K1, Z3
+	VFMADD231PS     (DX), Z31, K1, Z3
+	VFMADD231PS     (DI), Z3, K1, Z0
+done7:
+	MOVQ            out+72(FP), AX
+	MOVQ            ldo+80(FP), BX
+	SHLQ            $2, BX
+	LEAQ            (BX)(BX*2), CX
+	VADDPS          Z2, Z1, Z1
+	VADDPS          Z0, Z1, Z1
+	VEXTRACTF64X4   $1, Z1, Y5
+	VADDPS          Y5, Y1, Y1
+	VEXTRACTF32X4   $1, Y1, X5
+	VADDPS          X5, X1, X1
+	VPERMILPS       $0x4e, X1, X5
+	VADDPS          X5, X1, X1
+	VPERMILPS       $0xb1, X1, X5
+	VADDSS          X5, X1, X1
+	VMOVSS          X1, (AX)
+	VZEROUPPER      
+	RET             
+
+// func e2m1hTile4x1AVX512(w *byte, s, b, x, xsum *float32, ng, cpg, c, k int, out *float32, ldo int)
+TEXT ·e2m1hTile4x1AVX512(SB), NOSPLIT, $0-88
+	MOVQ            w+0(FP), SI
+	MOVQ            s+8(FP), DX
+	MOVQ            x+24(FP), DI
+	MOVQ            ng+40(FP), CX
+	MOVQ            cpg+48(FP), BX
+	MOVQ            CX, R10
+	SHLQ            $2, R10
+	LEAQ            (R10)(R10*2), R11
+	MOVQ            k+64(FP), R12
+	SHLQ            $2, R12
+	LEAQ            (R12)(R12*2), R13
+	VMOVDQU64       mshift<>(SB), Z31
+	VMOVDQU64       e2m1table<>(SB), Z30
+	VXORPS          Z4, Z4, Z4
+	VXORPS          Z5, Z5, Z5
+	VXORPS          Z6, Z6, Z6
+	VXORPS          Z7, Z7, Z7
+	VXORPS          Z8, Z8, Z8
+	VXORPS          Z9, Z9, Z9
+	VXORPS          Z10, Z10, Z10
+	VXORPS          Z11, Z11, Z11
+loop1:
+	VXORPS          Z0, Z0, Z0
+	VXORPS          Z1, Z1, Z1
+	VXORPS          Z2, Z2, Z2
+	VXORPS          Z3, Z3, Z3
+	MOVQ            BX, AX
+chunk3:
+	VPMULTISHIFTQB.BCST (SI), Z31, Z12
+	VPERMPS         Z30, Z12, Z12
+	VFMADD231PS     (DI), Z12, Z0
+	VFMADD231PS     (DI)(R12*1), Z12, Z1
+	VFMADD231PS     (DI)(R12*2), Z12, Z2
+	VFMADD231PS     (DI)(R13*1), Z12, Z3
+	ADDQ            $8, SI
+	ADDQ            $64, DI
+	DECQ            AX
+	JNZ             chunk3
+	VBROADCASTSS    (DX), Z13
+	VFMADD231PS     Z13, Z0, Z4
+	VFMADD231PS     Z13, Z1, Z5
+	VFMADD231PS     Z13, Z2, Z6
+	VFMADD231PS     Z13, Z3, Z7
+	ADDQ            $4, DX
+	DECQ            CX
+	JZ              bias2
+	VXORPS          Z0, Z0, Z0
+	VXORPS          Z1, Z1, Z1
+	VXORPS          Z2, Z2, Z2
+	VXORPS          Z3, Z3, Z3
+	MOVQ            BX, AX
+chunk4:
+	VPMULTISHIFTQB.BCST (SI), Z31, Z12
+	VPERMPS         Z30, Z12, Z12
+	VFMADD231PS     (DI), Z12, Z0
+	VFMADD231PS     (DI)(R12*1), Z12, Z1
+	VFMADD231PS     (DI)(R12*2), Z12, Z2
+	VFMADD231PS     (DI)(R13*1), Z12, Z3
+	ADDQ            $8, SI
+	ADDQ            $64, DI
+	DECQ            AX
+	JNZ             chunk4
+	VBROADCASTSS    (DX), Z13
+	VFMADD231PS     Z13, Z0, Z8
+	VFMADD231PS     Z13, Z1, Z9
+	VFMADD231PS     Z13, Z2, Z10
+	VFMADD231PS     Z13, Z3, Z11
+	ADDQ            $4, DX
+	DECQ            CX
+	JNZ             loop1
+bias2:
+	MOVQ            ng+40(FP), CX
+	MOVQ            s+8(FP), DX
+	MOVQ            b+16(FP), SI
+	MOVQ            xsum+32(FP), DI
+	VPBROADCASTD    c+56(FP), Z31
+	VCVTDQ2PS       Z31, Z31
+	VXORPS          Z0, Z0, Z0
+	VXORPS          Z1, Z1, Z1
+	VXORPS          Z2, Z2, Z2
+	VXORPS          Z3, Z3, Z3
+	TESTQ           SI, SI
+	JZ              done7
+bloop5:
+	CMPQ            CX, $16
+	JLT             btail6
+	VMOVUPS         (SI), Z12
+	VFMADD231PS     (DX), Z31, Z12
+	VFMADD231PS     (DI), Z12, Z0
+	VFMADD231PS     (DI)(R10*1), Z12, Z1
+	VFMADD231PS     (DI)(R10*2), Z12, Z2
+	VFMADD231PS     (DI)(R11*1), Z12, Z3
+	ADDQ            $64, DX
+	ADDQ            $64, SI
+	ADDQ            $64, DI
+	SUBQ            $16, CX
+	JMP             bloop5
+btail6:
+	TESTQ           CX, CX
+	JZ              done7
+	MOVL            $1, AX
+	SHLL            CX, AX
+	DECL            AX
+	KMOVW           AX, K1
+	VMOVUPS.Z       (SI), K1, Z12
+	VFMADD231PS     (DX), Z31, K1, Z12
+	VFMADD231PS     (DI), Z12, K1, Z0
+	VFMADD231PS     (DI)(R10*1), Z12, K1, Z1
+	VFMADD231PS     (DI)(R10*2), Z12, K1, Z2
+	VFMADD231PS     (DI)(R11*1), Z12, K1, Z3
+done7:
+	MOVQ            out+72(FP), AX
+	MOVQ            ldo+80(FP), BX
+	SHLQ            $2, BX
+	LEAQ            (BX)(BX*2), CX
+	VADDPS          Z8, Z4, Z4
+	VADDPS          Z0, Z4, Z4
+	VEXTRACTF64X4   $1, Z4, Y14
+	VADDPS          Y14, Y4, Y4
+	VEXTRACTF32X4   $1, Y4, X14
+	VADDPS          X14, X4, X4
+	VPERMILPS       $0x4e, X4, X14
+	VADDPS          X14, X4, X4
+	VPERMILPS       $0xb1, X4, X14
+	VADDSS          X14, X4, X4
+	VMOVSS          X4, (AX)
+	VADDPS          Z9, Z5, Z5
+	VADDPS          Z1, Z5, Z5
+	VEXTRACTF64X4   $1, Z5, Y14
+	VADDPS          Y14, Y5, Y5
+	VEXTRACTF32X4   $1, Y5, X14
+	VADDPS          X14, X5, X5
+	VPERMILPS       $0x4e, X5, X14
+	VADDPS          X14, X5, X5
+	VPERMILPS       $0xb1, X5, X14
+	VADDSS          X14, X5, X5
+	VMOVSS          X5, (AX)(BX*1)
+	VADDPS          Z10, Z6, Z6
+	VADDPS          Z2, Z6, Z6
+	VEXTRACTF64X4   $1, Z6, Y14
+	VADDPS          Y14, Y6, Y6
+	VEXTRACTF32X4   $1, Y6, X14
+	VADDPS          X14, X6, X6
+	VPERMILPS       $0x4e, X6, X14
+	VADDPS          X14, X6, X6
+	VPERMILPS       $0xb1, X6, X14
+	VADDSS          X14, X6, X6
+	VMOVSS          X6, (AX)(BX*2)
+	VADDPS          Z11, Z7, Z7
+	VADDPS          Z3, Z7, Z7
+	VEXTRACTF64X4   $1, Z7, Y14
+	VADDPS          Y14, Y7, Y7
+	VEXTRACTF32X4   $1, Y7, X14
+	VADDPS          X14, X7, X7
+	VPERMILPS       $0x4e, X7, X14
+	VADDPS          X14, X7, X7
+	VPERMILPS       $0xb1, X7, X14
+	VADDSS          X14, X7, X7
+	VMOVSS          X7, (AX)(CX*1)
+	VZEROUPPER      
+	RET             
+
+// func e4m3Tile1x1AVX512(w *byte, s, b, x, xsum *float32, ng, cpg, c, k int, out *float32, ldo int)
+TEXT ·e4m3Tile1x1AVX512(SB), NOSPLIT, $0-88
+	MOVQ            w+0(FP), SI
+	MOVQ            s+8(FP), DX
+	MOVQ            x+24(FP), DI
+	MOVQ            ng+40(FP), CX
+	MOVQ            cpg+48(FP), BX
+	MOVQ            CX, R10
+	SHLQ            $2, R10
+	LEAQ            (R10)(R10*2), R11
+	VMOVDQU64       e4m3half<>(SB), Z31
+	VMOVDQU64       two8<>(SB), Z30
+	VXORPS          Z1, Z1, Z1
+	VXORPS          Z2, Z2, Z2
+loop1:
+	VXORPS          Z0, Z0, Z0
+	MOVQ            BX, AX
+chunk3:
+	VPMOVSXBW       (SI), Y3
+	VPSLLW          $7, Y3, Y3
+	VPANDD          Y31, Y3, Y3
+	VCVTPH2PS       Y3, Z3
+	VMULPS          Z30, Z3, Z3
+	VFMADD231PS     (DI), Z3, Z0
+	VPMOVSXBW       16(SI), Y3
+	VPSLLW          $7, Y3, Y3
+	VPANDD          Y31, Y3, Y3
+	VCVTPH2PS       Y3, Z3
+	VMULPS          Z30, Z3, Z3
+	VFMADD231PS     64(DI), Z3, Z0
+	ADDQ            $32, SI
+	ADDQ            $128, DI
+	DECQ            AX
+	JNZ             chunk3
+	VBROADCASTSS    (DX), Z4
+	VFMADD231PS     Z4, Z0, Z1
+	ADDQ            $4, DX
+	DECQ            CX
+	JZ              bias2
+	VXORPS          Z0, Z0, Z0
+	MOVQ            BX, AX
+chunk4:
+	VPMOVSXBW       (SI), Y3
+	VPSLLW          $7, Y3, Y3
+	VPANDD          Y31, Y3, Y3
+	VCVTPH2PS       Y3, Z3
+	VMULPS          Z30, Z3, Z3
+	VFMADD231PS     (DI), Z3, Z0
+	VPMOVSXBW       16(SI), Y3
+	VPSLLW          $7, Y3, Y3
+	VPANDD          Y31, Y3, Y3
+	VCVTPH2PS       Y3, Z3
+	VMULPS          Z30, Z3, Z3
+	VFMADD231PS     64(DI), Z3, Z0
+	ADDQ            $32, SI
+	ADDQ            $128, DI
+	DECQ            AX
+	JNZ             chunk4
+	VBROADCASTSS    (DX), Z4
+	VFMADD231PS     Z4, Z0, Z2
+	ADDQ            $4, DX
+	DECQ            CX
+	JNZ             loop1
+bias2:
+	MOVQ            ng+40(FP), CX
+	MOVQ            s+8(FP), DX
+	MOVQ            b+16(FP), SI
+	MOVQ            xsum+32(FP), DI
+	VPBROADCASTD    c+56(FP), Z31
+	VCVTDQ2PS       Z31, Z31
+	VXORPS          Z0, Z0, Z0
+	TESTQ           SI, SI
+	JZ              done7
+bloop5:
+	CMPQ            CX, $16
+	JLT             btail6
+	VMOVUPS         (SI), Z3
+	VFMADD231PS     (DX), Z31, Z3
+	VFMADD231PS     (DI), Z3, Z0
+	ADDQ            $64, DX
+	ADDQ            $64, SI
+	ADDQ            $64, DI
+	SUBQ            $16, CX
+	JMP             bloop5
+btail6:
+	TESTQ           CX, CX
+	JZ              done7
+	MOVL            $1, AX
+	SHLL            CX, AX
+	DECL            AX
+	KMOVW           AX, K1
+	VMOVUPS.Z       (SI), K1, Z3
+	VFMADD231PS     (DX), Z31, K1, Z3
+	VFMADD231PS     (DI), Z3, K1, Z0
+done7:
+	MOVQ            out+72(FP), AX
+	MOVQ            ldo+80(FP), BX
+	SHLQ            $2, BX
+	LEAQ            (BX)(BX*2), CX
+	VADDPS          Z2, Z1, Z1
+	VADDPS          Z0, Z1, Z1
+	VEXTRACTF64X4   $1, Z1, Y5
+	VADDPS          Y5, Y1, Y1
+	VEXTRACTF32X4   $1, Y1, X5
+	VADDPS          X5, X1, X1
+	VPERMILPS       $0x4e, X1, X5
+	VADDPS          X5, X1, X1
+	VPERMILPS       $0xb1, X1, X5
+	VADDSS          X5, X1, X1
+	VMOVSS          X1, (AX)
+	VZEROUPPER      
+	RET             
+
+// func e4m3Tile4x1AVX512(w *byte, s, b, x, xsum *float32, ng, cpg, c, k int, out *float32, ldo int)
+TEXT ·e4m3Tile4x1AVX512(SB), NOSPLIT, $0-88
+	MOVQ            w+0(FP), SI
+	MOVQ            s+8(FP), DX
+	MOVQ            x+24(FP), DI
+	MOVQ            ng+40(FP), CX
+	MOVQ            cpg+48(FP), BX
+	MOVQ            CX, R10
+	SHLQ            $2, R10
+	LEAQ            (R10)(R10*2), R11
+	MOVQ            k+64(FP), R12
+	SHLQ            $2, R12
+	LEAQ            (R12)(R12*2), R13
+	VMOVDQU64       e4m3half<>(SB), Z31
+	VMOVDQU64       two8<>(SB), Z30
+	VXORPS          Z4, Z4, Z4
+	VXORPS          Z5, Z5, Z5
+	VXORPS          Z6, Z6, Z6
+	VXORPS          Z7, Z7, Z7
+	VXORPS          Z8, Z8, Z8
+	VXORPS          Z9, Z9, Z9
+	VXORPS          Z10, Z10, Z10
+	VXORPS          Z11, Z11, Z11
+loop1:
+	VXORPS          Z0, Z0, Z0
+	VXORPS          Z1, Z1, Z1
+	VXORPS          Z2, Z2, Z2
+	VXORPS          Z3, Z3, Z3
+	MOVQ            BX, AX
+chunk3:
+	VPMOVSXBW       (SI), Y12
+	VPSLLW          $7, Y12, Y12
+	VPANDD          Y31, Y12, Y12
+	VCVTPH2PS       Y12, Z12
+	VMULPS          Z30, Z12, Z12
+	VFMADD231PS     (DI), Z12, Z0
+	VFMADD231PS     (DI)(R12*1), Z12, Z1
+	VFMADD231PS     (DI)(R12*2), Z12, Z2
+	VFMADD231PS     (DI)(R13*1), Z12, Z3
+	VPMOVSXBW       16(SI), Y12
+	VPSLLW          $7, Y12, Y12
+	VPANDD          Y31, Y12, Y12
+	VCVTPH2PS       Y12, Z12
+	VMULPS          Z30, Z12, Z12
+	VFMADD231PS     64(DI), Z12, Z0
+	VFMADD231PS     64(DI)(R12*1), Z12, Z1
+	VFMADD231PS     64(DI)(R12*2), Z12, Z2
+	VFMADD231PS     64(DI)(R13*1), Z12, Z3
+	ADDQ            $32, SI
+	ADDQ            $128, DI
+	DECQ            AX
+	JNZ             chunk3
+	VBROADCASTSS    (DX), Z13
+	VFMADD231PS     Z13, Z0, Z4
+	VFMADD231PS     Z13, Z1, Z5
+	VFMADD231PS     Z13, Z2, Z6
+	VFMADD231PS     Z13, Z3, Z7
+	ADDQ            $4, DX
+	DECQ            CX
+	JZ              bias2
+	VXORPS          Z0, Z0, Z0
+	VXORPS          Z1, Z1, Z1
+	VXORPS          Z2, Z2, Z2
+	VXORPS          Z3, Z3, Z3
+	MOVQ            BX, AX
+chunk4:
+	VPMOVSXBW       (SI), Y12
+	VPSLLW          $7, Y12, Y12
+	VPANDD          Y31, Y12, Y12
+	VCVTPH2PS       Y12, Z12
+	VMULPS          Z30, Z12, Z12
+	VFMADD231PS     (DI), Z12, Z0
+	VFMADD231PS     (DI)(R12*1), Z12, Z1
+	VFMADD231PS     (DI)(R12*2), Z12, Z2
+	VFMADD231PS     (DI)(R13*1), Z12, Z3
+	VPMOVSXBW       16(SI), Y12
+	VPSLLW          $7, Y12, Y12
+	VPANDD          Y31, Y12, Y12
+	VCVTPH2PS       Y12, Z12
+	VMULPS          Z30, Z12, Z12
+	VFMADD231PS     64(DI), Z12, Z0
+	VFMADD231PS     64(DI)(R12*1), Z12, Z1
+	VFMADD231PS     64(DI)(R12*2), Z12, Z2
+	VFMADD231PS     64(DI)(R13*1), Z12, Z3
+	ADDQ            $32, SI
+	ADDQ            $128, DI
+	DECQ            AX
+	JNZ             chunk4
+	VBROADCASTSS    (DX), Z13
+	VFMADD231PS     Z13, Z0, Z8
+	VFMADD231PS     Z13, Z1, Z9
+	VFMADD231PS     Z13, Z2, Z10
+	VFMADD231PS     Z13, Z3, Z11
+	ADDQ            $4, DX
+	DECQ            CX
+	JNZ             loop1
+bias2:
+	MOVQ            ng+40(FP), CX
+	MOVQ            s+8(FP), DX
+	MOVQ            b+16(FP), SI
+	MOVQ            xsum+32(FP), DI
+	VPBROADCASTD    c+56(FP), Z31
+	VCVTDQ2PS       Z31, Z31
+	VXORPS          Z0, Z0, Z0
+	VXORPS          Z1, Z1, Z1
+	VXORPS          Z2, Z2, Z2
+	VXORPS          Z3, Z3, Z3
+	TESTQ           SI, SI
+	JZ              done7
+bloop5:
+	CMPQ            CX, $16
+	JLT             btail6
+	VMOVUPS         (SI), Z12
+	VFMADD231PS     (DX), Z31, Z12
+	VFMADD231PS     (DI), Z12, Z0
+	VFMADD231PS     (DI)(R10*1), Z12, Z1
+	VFMADD231PS     (DI)(R10*2), Z12, Z2
+	VFMADD231PS     (DI)(R11*1), Z12, Z3
+	ADDQ            $64, DX
+	ADDQ            $64, SI
+	ADDQ            $64, DI
+	SUBQ            $16, CX
+	JMP             bloop5
+btail6:
+	TESTQ           CX, CX
+	JZ              done7
+	MOVL            $1, AX
+	SHLL            CX, AX
+	DECL            AX
+	KMOVW           AX, K1
+	VMOVUPS.Z       (SI), K1, Z12
+	VFMADD231PS     (DX), Z31, K1, Z12
+	VFMADD231PS     (DI), Z12, K1, Z0
+	VFMADD231PS     (DI)(R10*1), Z12, K1, Z1
+	VFMADD231PS     (DI)(R10*2), Z12, K1, Z2
+	VFMADD231PS     (DI)(R11*1), Z12, K1, Z3
+done7:
+	MOVQ            out+72(FP), AX
+	MOVQ            ldo+80(FP), BX
+	SHLQ            $2, BX
+	LEAQ            (BX)(BX*2), CX
+	VADDPS          Z8, Z4, Z4
+	VADDPS          Z0, Z4, Z4
+	VEXTRACTF64X4   $1, Z4, Y14
+	VADDPS          Y14, Y4, Y4
+	VEXTRACTF32X4   $1, Y4, X14
+	VADDPS          X14, X4, X4
+	VPERMILPS       $0x4e, X4, X14
+	VADDPS          X14, X4, X4
+	VPERMILPS       $0xb1, X4, X14
+	VADDSS          X14, X4, X4
+	VMOVSS          X4, (AX)
+	VADDPS          Z9, Z5, Z5
+	VADDPS          Z1, Z5, Z5
+	VEXTRACTF64X4   $1, Z5, Y14
+	VADDPS          Y14, Y5, Y5
+	VEXTRACTF32X4   $1, Y5, X14
+	VADDPS          X14, X5, X5
+	VPERMILPS       $0x4e, X5, X14
+	VADDPS          X14, X5, X5
+	VPERMILPS       $0xb1, X5, X14
+	VADDSS          X14, X5, X5
+	VMOVSS          X5, (AX)(BX*1)
+	VADDPS          Z10, Z6, Z6
+	VADDPS          Z2, Z6, Z6
+	VEXTRACTF64X4   $1, Z6, Y14
+	VADDPS          Y14, Y6, Y6
+	VEXTRACTF32X4   $1, Y6, X14
+	VADDPS          X14, X6, X6
+	VPERMILPS       $0x4e, X6, X14
+	VADDPS          X14, X6, X6
+	VPERMILPS       $0xb1, X6, X14
+	VADDSS          X14, X6, X6
+	VMOVSS          X6, (AX)(BX*2)
+	VADDPS          Z11, Z7, Z7
+	VADDPS          Z3, Z7, Z7
+	VEXTRACTF64X4   $1, Z7, Y14
+	VADDPS          Y14, Y7, Y7
+	VEXTRACTF32X4   $1, Y7, X14
+	VADDPS          X14, X7, X7
+	VPERMILPS       $0x4e, X7, X14
+	VADDPS          X14, X7, X7
+	VPERMILPS       $0xb1, X7, X14
+	VADDSS          X14, X7, X7
+	VMOVSS          X7, (AX)(CX*1)
+	VZEROUPPER      
+	RET             
+
+// func f32Tile4x4mAVX512(w *float32, s, b, x, xsum *float32, ng, cpg, c, k int, out *float32, ldo int)
 TEXT ·f32Tile4x4mAVX512(SB), $2048-88
 	NO_LOCAL_POINTERS
 	MOVQ            w+0(FP), SI
@@ -903,6 +3133,517 @@ bias2:
 	VXORPS          Z13, Z13, Z13
 	VXORPS          Z14, Z14, Z14
 	VXORPS          Z15, Z15, Z15
+	TESTQ           SI, SI
+	JZ              done7
+bloop5:
+	CMPQ            CX, $16
+	JLT             btail6
+	VMOVUPS         (SI), Z16
+	VFMADD231PS     (DX), Z20, Z16
+	VMOVUPS         (SI)(R10*1), Z17
+	VFMADD231PS     (DX)(R10*1), Z20, Z17
+	VMOVUPS         (SI)(R10*2), Z18
+	VFMADD231PS     (DX)(R10*2), Z20, Z18
+	VMOVUPS         (SI)(R11*1), Z19
+	VFMADD231PS     (DX)(R11*1), Z20, Z19
+	VFMADD231PS     (DI), Z16, Z0
+	VFMADD231PS     (DI), Z17, Z1
+	VFMADD231PS     (DI), Z18, Z2
+	VFMADD231PS     (DI), Z19, Z3
+	VFMADD231PS     (DI)(R10*1), Z16, Z4
+	VFMADD231PS     (DI)(R10*1), Z17, Z5
+	VFMADD231PS     (DI)(R10*1), Z18, Z6
+	VFMADD231PS     (DI)(R10*1), Z19, Z7
+	VFMADD231PS     (DI)(R10*2), Z16, Z8
+	VFMADD231PS     (DI)(R10*2), Z17, Z9
+	VFMADD231PS     (DI)(R10*2), Z18, Z10
+	VFMADD231PS     (DI)(R10*2), Z19, Z11
+	VFMADD231PS     (DI)(R11*1), Z16, Z12
+	VFMADD231PS     (DI)(R11*1), Z17, Z13
+	VFMADD231PS     (DI)(R11*1), Z18, Z14
+	VFMADD231PS     (DI)(R11*1), Z19, Z15
+	ADDQ            $64, DX
+	ADDQ            $64, SI
+	ADDQ            $64, DI
+	SUBQ            $16, CX
+	JMP             bloop5
+btail6:
+	TESTQ           CX, CX
+	JZ              done7
+	MOVL            $1, AX
+	SHLL            CX, AX
+	DECL            AX
+	KMOVW           AX, K1
+	VMOVUPS.Z       (SI), K1, Z16
+	VFMADD231PS     (DX), Z20, K1, Z16
+	VMOVUPS.Z       (SI)(R10*1), K1, Z17
+	VFMADD231PS     (DX)(R10*1), Z20, K1, Z17
+	VMOVUPS.Z       (SI)(R10*2), K1, Z18
+	VFMADD231PS     (DX)(R10*2), Z20, K1, Z18
+	VMOVUPS.Z       (SI)(R11*1), K1, Z19
+	VFMADD231PS     (DX)(R11*1), Z20, K1, Z19
+	VFMADD231PS     (DI), Z16, K1, Z0
+	VFMADD231PS     (DI), Z17, K1, Z1
+	VFMADD231PS     (DI), Z18, K1, Z2
+	VFMADD231PS     (DI), Z19, K1, Z3
+	VFMADD231PS     (DI)(R10*1), Z16, K1, Z4
+	VFMADD231PS     (DI)(R10*1), Z17, K1, Z5
+	VFMADD231PS     (DI)(R10*1), Z18, K1, Z6
+	VFMADD231PS     (DI)(R10*1), Z19, K1, Z7
+	VFMADD231PS     (DI)(R10*2), Z16, K1, Z8
+	VFMADD231PS     (DI)(R10*2), Z17, K1, Z9
+	VFMADD231PS     (DI)(R10*2), Z18, K1, Z10
+	VFMADD231PS     (DI)(R10*2), Z19, K1, Z11
+	VFMADD231PS     (DI)(R11*1), Z16, K1, Z12
+	VFMADD231PS     (DI)(R11*1), Z17, K1, Z13
+	VFMADD231PS     (DI)(R11*1), Z18, K1, Z14
+	VFMADD231PS     (DI)(R11*1), Z19, K1, Z15
+done7:
+	MOVQ            out+72(FP), AX
+	MOVQ            ldo+80(FP), BX
+	SHLQ            $2, BX
+	LEAQ            (BX)(BX*2), CX
+	VMOVUPS         0(SP), Z20
+	VADDPS          1024(SP), Z20, Z20
+	VADDPS          Z0, Z20, Z20
+	VEXTRACTF64X4   $1, Z20, Y21
+	VADDPS          Y21, Y20, Y20
+	VEXTRACTF32X4   $1, Y20, X21
+	VADDPS          X21, X20, X20
+	VPERMILPS       $0x4e, X20, X21
+	VADDPS          X21, X20, X20
+	VPERMILPS       $0xb1, X20, X21
+	VADDSS          X21, X20, X20
+	VMOVSS          X20, (AX)
+	VMOVUPS         64(SP), Z20
+	VADDPS          1088(SP), Z20, Z20
+	VADDPS          Z1, Z20, Z20
+	VEXTRACTF64X4   $1, Z20, Y21
+	VADDPS          Y21, Y20, Y20
+	VEXTRACTF32X4   $1, Y20, X21
+	VADDPS          X21, X20, X20
+	VPERMILPS       $0x4e, X20, X21
+	VADDPS          X21, X20, X20
+	VPERMILPS       $0xb1, X20, X21
+	VADDSS          X21, X20, X20
+	VMOVSS          X20, 4(AX)
+	VMOVUPS         128(SP), Z20
+	VADDPS          1152(SP), Z20, Z20
+	VADDPS          Z2, Z20, Z20
+	VEXTRACTF64X4   $1, Z20, Y21
+	VADDPS          Y21, Y20, Y20
+	VEXTRACTF32X4   $1, Y20, X21
+	VADDPS          X21, X20, X20
+	VPERMILPS       $0x4e, X20, X21
+	VADDPS          X21, X20, X20
+	VPERMILPS       $0xb1, X20, X21
+	VADDSS          X21, X20, X20
+	VMOVSS          X20, 8(AX)
+	VMOVUPS         192(SP), Z20
+	VADDPS          1216(SP), Z20, Z20
+	VADDPS          Z3, Z20, Z20
+	VEXTRACTF64X4   $1, Z20, Y21
+	VADDPS          Y21, Y20, Y20
+	VEXTRACTF32X4   $1, Y20, X21
+	VADDPS          X21, X20, X20
+	VPERMILPS       $0x4e, X20, X21
+	VADDPS          X21, X20, X20
+	VPERMILPS       $0xb1, X20, X21
+	VADDSS          X21, X20, X20
+	VMOVSS          X20, 12(AX)
+	VMOVUPS         256(SP), Z20
+	VADDPS          1280(SP), Z20, Z20
+	VADDPS          Z4, Z20, Z20
+	VEXTRACTF64X4   $1, Z20, Y21
+	VADDPS          Y21, Y20, Y20
+	VEXTRACTF32X4   $1, Y20, X21
+	VADDPS          X21, X20, X20
+	VPERMILPS       $0x4e, X20, X21
+	VADDPS          X21, X20, X20
+	VPERMILPS       $0xb1, X20, X21
+	VADDSS          X21, X20, X20
+	VMOVSS          X20, (AX)(BX*1)
+	VMOVUPS         320(SP), Z20
+	VADDPS          1344(SP), Z20, Z20
+	VADDPS          Z5, Z20, Z20
+	VEXTRACTF64X4   $1, Z20, Y21
+	VADDPS          Y21, Y20, Y20
+	VEXTRACTF32X4   $1, Y20, X21
+	VADDPS          X21, X20, X20
+	VPERMILPS       $0x4e, X20, X21
+	VADDPS          X21, X20, X20
+	VPERMILPS       $0xb1, X20, X21
+	VADDSS          X21, X20, X20
+	VMOVSS          X20, 4(AX)(BX*1)
+	VMOVUPS         384(SP), Z20
+	VADDPS          1408(SP), Z20, Z20
+	VADDPS          Z6, Z20, Z20
+	VEXTRACTF64X4   $1, Z20, Y21
+	VADDPS          Y21, Y20, Y20
+	VEXTRACTF32X4   $1, Y20, X21
+	VADDPS          X21, X20, X20
+	VPERMILPS       $0x4e, X20, X21
+	VADDPS          X21, X20, X20
+	VPERMILPS       $0xb1, X20, X21
+	VADDSS          X21, X20, X20
+	VMOVSS          X20, 8(AX)(BX*1)
+	VMOVUPS         448(SP), Z20
+	VADDPS          1472(SP), Z20, Z20
+	VADDPS          Z7, Z20, Z20
+	VEXTRACTF64X4   $1, Z20, Y21
+	VADDPS          Y21, Y20, Y20
+	VEXTRACTF32X4   $1, Y20, X21
+	VADDPS          X21, X20, X20
+	VPERMILPS       $0x4e, X20, X21
+	VADDPS          X21, X20, X20
+	VPERMILPS       $0xb1, X20, X21
+	VADDSS          X21, X20, X20
+	VMOVSS          X20, 12(AX)(BX*1)
+	VMOVUPS         512(SP), Z20
+	VADDPS          1536(SP), Z20, Z20
+	VADDPS          Z8, Z20, Z20
+	VEXTRACTF64X4   $1, Z20, Y21
+	VADDPS          Y21, Y20, Y20
+	VEXTRACTF32X4   $1, Y20, X21
+	VADDPS          X21, X20, X20
+	VPERMILPS       $0x4e, X20, X21
+	VADDPS          X21, X20, X20
+	VPERMILPS       $0xb1, X20, X21
+	VADDSS          X21, X20, X20
+	VMOVSS          X20, (AX)(BX*2)
+	VMOVUPS         576(SP), Z20
+	VADDPS          1600(SP), Z20, Z20
+	VADDPS          Z9, Z20, Z20
+	VEXTRACTF64X4   $1, Z20, Y21
+	VADDPS          Y21, Y20, Y20
+	VEXTRACTF32X4   $1, Y20, X21
+	VADDPS          X21, X20, X20
+	VPERMILPS       $0x4e, X20, X21
+	VADDPS          X21, X20, X20
+	VPERMILPS       $0xb1, X20, X21
+	VADDSS          X21, X20, X20
+	VMOVSS          X20, 4(AX)(BX*2)
+	VMOVUPS         640(SP), Z20
+	VADDPS          1664(SP), Z20, Z20
+	VADDPS          Z10, Z20, Z20
+	VEXTRACTF64X4   $1, Z20, Y21
+	VADDPS          Y21, Y20, Y20
+	VEXTRACTF32X4   $1, Y20, X21
+	VADDPS          X21, X20, X20
+	VPERMILPS       $0x4e, X20, X21
+	VADDPS          X21, X20, X20
+	VPERMILPS       $0xb1, X20, X21
+	VADDSS          X21, X20, X20
+	VMOVSS          X20, 8(AX)(BX*2)
+	VMOVUPS         704(SP), Z20
+	VADDPS          1728(SP), Z20, Z20
+	VADDPS          Z11, Z20, Z20
+	VEXTRACTF64X4   $1, Z20, Y21
+	VADDPS          Y21, Y20, Y20
+	VEXTRACTF32X4   $1, Y20, X21
+	VADDPS          X21, X20, X20
+	VPERMILPS       $0x4e, X20, X21
+	VADDPS          X21, X20, X20
+	VPERMILPS       $0xb1, X20, X21
+	VADDSS          X21, X20, X20
+	VMOVSS          X20, 12(AX)(BX*2)
+	VMOVUPS         768(SP), Z20
+	VADDPS          1792(SP), Z20, Z20
+	VADDPS          Z12, Z20, Z20
+	VEXTRACTF64X4   $1, Z20, Y21
+	VADDPS          Y21, Y20, Y20
+	VEXTRACTF32X4   $1, Y20, X21
+	VADDPS          X21, X20, X20
+	VPERMILPS       $0x4e, X20, X21
+	VADDPS          X21, X20, X20
+	VPERMILPS       $0xb1, X20, X21
+	VADDSS          X21, X20, X20
+	VMOVSS          X20, (AX)(CX*1)
+	VMOVUPS         832(SP), Z20
+	VADDPS          1856(SP), Z20, Z20
+	VADDPS          Z13, Z20, Z20
+	VEXTRACTF64X4   $1, Z20, Y21
+	VADDPS          Y21, Y20, Y20
+	VEXTRACTF32X4   $1, Y20, X21
+	VADDPS          X21, X20, X20
+	VPERMILPS       $0x4e, X20, X21
+	VADDPS          X21, X20, X20
+	VPERMILPS       $0xb1, X20, X21
+	VADDSS          X21, X20, X20
+	VMOVSS          X20, 4(AX)(CX*1)
+	VMOVUPS         896(SP), Z20
+	VADDPS          1920(SP), Z20, Z20
+	VADDPS          Z14, Z20, Z20
+	VEXTRACTF64X4   $1, Z20, Y21
+	VADDPS          Y21, Y20, Y20
+	VEXTRACTF32X4   $1, Y20, X21
+	VADDPS          X21, X20, X20
+	VPERMILPS       $0x4e, X20, X21
+	VADDPS          X21, X20, X20
+	VPERMILPS       $0xb1, X20, X21
+	VADDSS          X21, X20, X20
+	VMOVSS          X20, 8(AX)(CX*1)
+	VMOVUPS         960(SP), Z20
+	VADDPS          1984(SP), Z20, Z20
+	VADDPS          Z15, Z20, Z20
+	VEXTRACTF64X4   $1, Z20, Y21
+	VADDPS          Y21, Y20, Y20
+	VEXTRACTF32X4   $1, Y20, X21
+	VADDPS          X21, X20, X20
+	VPERMILPS       $0x4e, X20, X21
+	VADDPS          X21, X20, X20
+	VPERMILPS       $0xb1, X20, X21
+	VADDSS          X21, X20, X20
+	VMOVSS          X20, 12(AX)(CX*1)
+	VZEROUPPER      
+	RET             
+
+// func f32hTile4x4mAVX512(w *float32, s, b, x, xsum *float32, ng, cpg, c, k int, out *float32, ldo int)
+TEXT ·f32hTile4x4mAVX512(SB), $2048-88
+	NO_LOCAL_POINTERS
+	MOVQ            w+0(FP), SI
+	MOVQ            s+8(FP), DX
+	MOVQ            x+24(FP), DI
+	MOVQ            ng+40(FP), CX
+	MOVQ            cpg+48(FP), BX
+	MOVQ            CX, R10
+	SHLQ            $2, R10
+	LEAQ            (R10)(R10*2), R11
+	MOVQ            k+64(FP), R8
+	SHLQ            $2, R8
+	LEAQ            (R8)(R8*2), R9
+	MOVQ            k+64(FP), R12
+	SHLQ            $2, R12
+	LEAQ            (R12)(R12*2), R13
+	VXORPS          Z21, Z21, Z21
+	VMOVUPS         Z21, 0(SP)
+	VMOVUPS         Z21, 64(SP)
+	VMOVUPS         Z21, 128(SP)
+	VMOVUPS         Z21, 192(SP)
+	VMOVUPS         Z21, 256(SP)
+	VMOVUPS         Z21, 320(SP)
+	VMOVUPS         Z21, 384(SP)
+	VMOVUPS         Z21, 448(SP)
+	VMOVUPS         Z21, 512(SP)
+	VMOVUPS         Z21, 576(SP)
+	VMOVUPS         Z21, 640(SP)
+	VMOVUPS         Z21, 704(SP)
+	VMOVUPS         Z21, 768(SP)
+	VMOVUPS         Z21, 832(SP)
+	VMOVUPS         Z21, 896(SP)
+	VMOVUPS         Z21, 960(SP)
+	VMOVUPS         Z21, 1024(SP)
+	VMOVUPS         Z21, 1088(SP)
+	VMOVUPS         Z21, 1152(SP)
+	VMOVUPS         Z21, 1216(SP)
+	VMOVUPS         Z21, 1280(SP)
+	VMOVUPS         Z21, 1344(SP)
+	VMOVUPS         Z21, 1408(SP)
+	VMOVUPS         Z21, 1472(SP)
+	VMOVUPS         Z21, 1536(SP)
+	VMOVUPS         Z21, 1600(SP)
+	VMOVUPS         Z21, 1664(SP)
+	VMOVUPS         Z21, 1728(SP)
+	VMOVUPS         Z21, 1792(SP)
+	VMOVUPS         Z21, 1856(SP)
+	VMOVUPS         Z21, 1920(SP)
+	VMOVUPS         Z21, 1984(SP)
+loop1:
+	VXORPS          Z0, Z0, Z0
+	VXORPS          Z1, Z1, Z1
+	VXORPS          Z2, Z2, Z2
+	VXORPS          Z3, Z3, Z3
+	VXORPS          Z4, Z4, Z4
+	VXORPS          Z5, Z5, Z5
+	VXORPS          Z6, Z6, Z6
+	VXORPS          Z7, Z7, Z7
+	VXORPS          Z8, Z8, Z8
+	VXORPS          Z9, Z9, Z9
+	VXORPS          Z10, Z10, Z10
+	VXORPS          Z11, Z11, Z11
+	VXORPS          Z12, Z12, Z12
+	VXORPS          Z13, Z13, Z13
+	VXORPS          Z14, Z14, Z14
+	VXORPS          Z15, Z15, Z15
+	MOVQ            BX, AX
+chunk3:
+	VMOVUPS         (SI), Z16
+	VMOVUPS         (SI)(R8*1), Z17
+	VMOVUPS         (SI)(R8*2), Z18
+	VMOVUPS         (SI)(R9*1), Z19
+	VMOVUPS         (DI), Z21
+	VFMADD231PS     Z21, Z16, Z0
+	VFMADD231PS     Z21, Z17, Z1
+	VFMADD231PS     Z21, Z18, Z2
+	VFMADD231PS     Z21, Z19, Z3
+	VMOVUPS         (DI)(R12*1), Z21
+	VFMADD231PS     Z21, Z16, Z4
+	VFMADD231PS     Z21, Z17, Z5
+	VFMADD231PS     Z21, Z18, Z6
+	VFMADD231PS     Z21, Z19, Z7
+	VMOVUPS         (DI)(R12*2), Z21
+	VFMADD231PS     Z21, Z16, Z8
+	VFMADD231PS     Z21, Z17, Z9
+	VFMADD231PS     Z21, Z18, Z10
+	VFMADD231PS     Z21, Z19, Z11
+	VMOVUPS         (DI)(R13*1), Z21
+	VFMADD231PS     Z21, Z16, Z12
+	VFMADD231PS     Z21, Z17, Z13
+	VFMADD231PS     Z21, Z18, Z14
+	VFMADD231PS     Z21, Z19, Z15
+	ADDQ            $64, SI
+	ADDQ            $64, DI
+	DECQ            AX
+	JNZ             chunk3
+	VBROADCASTSS    (DX), Z20
+	VFMADD213PS     0(SP), Z20, Z0
+	VMOVUPS         Z0, 0(SP)
+	VFMADD213PS     256(SP), Z20, Z4
+	VMOVUPS         Z4, 256(SP)
+	VFMADD213PS     512(SP), Z20, Z8
+	VMOVUPS         Z8, 512(SP)
+	VFMADD213PS     768(SP), Z20, Z12
+	VMOVUPS         Z12, 768(SP)
+	VBROADCASTSS    (DX)(R10*1), Z20
+	VFMADD213PS     64(SP), Z20, Z1
+	VMOVUPS         Z1, 64(SP)
+	VFMADD213PS     320(SP), Z20, Z5
+	VMOVUPS         Z5, 320(SP)
+	VFMADD213PS     576(SP), Z20, Z9
+	VMOVUPS         Z9, 576(SP)
+	VFMADD213PS     832(SP), Z20, Z13
+	VMOVUPS         Z13, 832(SP)
+	VBROADCASTSS    (DX)(R10*2), Z20
+	VFMADD213PS     128(SP), Z20, Z2
+	VMOVUPS         Z2, 128(SP)
+	VFMADD213PS     384(SP), Z20, Z6
+	VMOVUPS         Z6, 384(SP)
+	VFMADD213PS     640(SP), Z20, Z10
+	VMOVUPS         Z10, 640(SP)
+	VFMADD213PS     896(SP), Z20, Z14
+	VMOVUPS         Z14, 896(SP)
+	VBROADCASTSS    (DX)(R11*1), Z20
+	VFMADD213PS     192(SP), Z20, Z3
+	VMOVUPS         Z3, 192(SP)
+	VFMADD213PS     448(SP), Z20, Z7
+	VMOVUPS         Z7, 448(SP)
+	VFMADD213PS     704(SP), Z20, Z11
+	VMOVUPS         Z11, 704(SP)
+	VFMADD213PS     960(SP), Z20, Z15
+	VMOVUPS         Z15, 960(SP)
+	ADDQ            $4, DX
+	DECQ            CX
+	JZ              bias2
+	VXORPS          Z0, Z0, Z0
+	VXORPS          Z1, Z1, Z1
+	VXORPS          Z2, Z2, Z2
+	VXORPS          Z3, Z3, Z3
+	VXORPS          Z4, Z4, Z4
+	VXORPS          Z5, Z5, Z5
+	VXORPS          Z6, Z6, Z6
+	VXORPS          Z7, Z7, Z7
+	VXORPS          Z8, Z8, Z8
+	VXORPS          Z9, Z9, Z9
+	VXORPS          Z10, Z10, Z10
+	VXORPS          Z11, Z11, Z11
+	VXORPS          Z12, Z12, Z12
+	VXORPS          Z13, Z13, Z13
+	VXORPS          Z14, Z14, Z14
+	VXORPS          Z15, Z15, Z15
+	MOVQ            BX, AX
+chunk4:
+	VMOVUPS         (SI), Z16
+	VMOVUPS         (SI)(R8*1), Z17
+	VMOVUPS         (SI)(R8*2), Z18
+	VMOVUPS         (SI)(R9*1), Z19
+	VMOVUPS         (DI), Z21
+	VFMADD231PS     Z21, Z16, Z0
+	VFMADD231PS     Z21, Z17, Z1
+	VFMADD231PS     Z21, Z18, Z2
+	VFMADD231PS     Z21, Z19, Z3
+	VMOVUPS         (DI)(R12*1), Z21
+	VFMADD231PS     Z21, Z16, Z4
+	VFMADD231PS     Z21, Z17, Z5
+	VFMADD231PS     Z21, Z18, Z6
+	VFMADD231PS     Z21, Z19, Z7
+	VMOVUPS         (DI)(R12*2), Z21
+	VFMADD231PS     Z21, Z16, Z8
+	VFMADD231PS     Z21, Z17, Z9
+	VFMADD231PS     Z21, Z18, Z10
+	VFMADD231PS     Z21, Z19, Z11
+	VMOVUPS         (DI)(R13*1), Z21
+	VFMADD231PS     Z21, Z16, Z12
+	VFMADD231PS     Z21, Z17, Z13
+	VFMADD231PS     Z21, Z18, Z14
+	VFMADD231PS     Z21, Z19, Z15
+	ADDQ            $64, SI
+	ADDQ            $64, DI
+	DECQ            AX
+	JNZ             chunk4
+	VBROADCASTSS    (DX), Z20
+	VFMADD213PS     1024(SP), Z20, Z0
+	VMOVUPS         Z0, 1024(SP)
+	VFMADD213PS     1280(SP), Z20, Z4
+	VMOVUPS         Z4, 1280(SP)
+	VFMADD213PS     1536(SP), Z20, Z8
+	VMOVUPS         Z8, 1536(SP)
+	VFMADD213PS     1792(SP), Z20, Z12
+	VMOVUPS         Z12, 1792(SP)
+	VBROADCASTSS    (DX)(R10*1), Z20
+	VFMADD213PS     1088(SP), Z20, Z1
+	VMOVUPS         Z1, 1088(SP)
+	VFMADD213PS     1344(SP), Z20, Z5
+	VMOVUPS         Z5, 1344(SP)
+	VFMADD213PS     1600(SP), Z20, Z9
+	VMOVUPS         Z9, 1600(SP)
+	VFMADD213PS     1856(SP), Z20, Z13
+	VMOVUPS         Z13, 1856(SP)
+	VBROADCASTSS    (DX)(R10*2), Z20
+	VFMADD213PS     1152(SP), Z20, Z2
+	VMOVUPS         Z2, 1152(SP)
+	VFMADD213PS     1408(SP), Z20, Z6
+	VMOVUPS         Z6, 1408(SP)
+	VFMADD213PS     1664(SP), Z20, Z10
+	VMOVUPS         Z10, 1664(SP)
+	VFMADD213PS     1920(SP), Z20, Z14
+	VMOVUPS         Z14, 1920(SP)
+	VBROADCASTSS    (DX)(R11*1), Z20
+	VFMADD213PS     1216(SP), Z20, Z3
+	VMOVUPS         Z3, 1216(SP)
+	VFMADD213PS     1472(SP), Z20, Z7
+	VMOVUPS         Z7, 1472(SP)
+	VFMADD213PS     1728(SP), Z20, Z11
+	VMOVUPS         Z11, 1728(SP)
+	VFMADD213PS     1984(SP), Z20, Z15
+	VMOVUPS         Z15, 1984(SP)
+	ADDQ            $4, DX
+	DECQ            CX
+	JNZ             loop1
+bias2:
+	MOVQ            ng+40(FP), CX
+	MOVQ            s+8(FP), DX
+	MOVQ            b+16(FP), SI
+	MOVQ            xsum+32(FP), DI
+	VPBROADCASTD    c+56(FP), Z20
+	VCVTDQ2PS       Z20, Z20
+	VXORPS          Z0, Z0, Z0
+	VXORPS          Z1, Z1, Z1
+	VXORPS          Z2, Z2, Z2
+	VXORPS          Z3, Z3, Z3
+	VXORPS          Z4, Z4, Z4
+	VXORPS          Z5, Z5, Z5
+	VXORPS          Z6, Z6, Z6
+	VXORPS          Z7, Z7, Z7
+	VXORPS          Z8, Z8, Z8
+	VXORPS          Z9, Z9, Z9
+	VXORPS          Z10, Z10, Z10
+	VXORPS          Z11, Z11, Z11
+	VXORPS          Z12, Z12, Z12
+	VXORPS          Z13, Z13, Z13
+	VXORPS          Z14, Z14, Z14
+	VXORPS          Z15, Z15, Z15
+	TESTQ           SI, SI
+	JZ              done7
 bloop5:
 	CMPQ            CX, $16
 	JLT             btail6
@@ -1209,3 +3950,170 @@ u8expand:
 	JNZ                 u8expand
 	VZEROUPPER
 	RET
+
+// func a2ExpandAVX512(dst *float32, w *byte, n int)
+TEXT ·a2ExpandAVX512(SB), NOSPLIT, $0-24
+	MOVQ            dst+0(FP), DI
+	MOVQ            w+8(FP), SI
+	MOVQ            n+16(FP), CX
+	VMOVDQU64       a2mshift0<>(SB), Z31
+	VMOVDQU64       a2mshift1<>(SB), Z30
+	VMOVDQU64       a2table<>(SB), Z29
+expand1:
+	VPMULTISHIFTQB.BCST (SI), Z31, Z0
+	VPERMPS         Z29, Z0, Z0
+	VPMULTISHIFTQB.BCST (SI), Z30, Z1
+	VPERMPS         Z29, Z1, Z1
+	VMOVUPS         Z0, (DI)
+	VMOVUPS         Z1, 64(DI)
+	ADDQ            $8, SI
+	ADDQ            $128, DI
+	DECQ            CX
+	JNZ             expand1
+	VZEROUPPER      
+	RET             
+
+// func a3ExpandAVX512(dst *float32, w *byte, n int)
+TEXT ·a3ExpandAVX512(SB), NOSPLIT, $0-24
+	MOVQ            dst+0(FP), DI
+	MOVQ            w+8(FP), SI
+	MOVQ            n+16(FP), CX
+	VMOVDQU64       a3mshift0<>(SB), Z31
+	VMOVDQU64       a3mshift1<>(SB), Z30
+	VMOVDQU64       a3table<>(SB), Z29
+expand1:
+	VPMULTISHIFTQB.BCST (SI), Z31, Z0
+	VPERMPS         Z29, Z0, Z0
+	VPMULTISHIFTQB.BCST 4(SI), Z30, Z1
+	VPERMPS         Z29, Z1, Z1
+	VMOVUPS         Z0, (DI)
+	VMOVUPS         Z1, 64(DI)
+	ADDQ            $12, SI
+	ADDQ            $128, DI
+	DECQ            CX
+	JNZ             expand1
+	VZEROUPPER      
+	RET             
+
+// func a5ExpandAVX512(dst *float32, w *byte, n int)
+TEXT ·a5ExpandAVX512(SB), NOSPLIT, $0-24
+	MOVQ            dst+0(FP), DI
+	MOVQ            w+8(FP), SI
+	MOVQ            n+16(FP), CX
+	VMOVDQU64       a5shuf0<>(SB), Z31
+	VMOVDQU64       a5shuf6<>(SB), Z30
+	VMOVDQU64       a5mask<>(SB), Z29
+	VMOVDQU64       a5magic<>(SB), Z28
+	VMOVDQU64       a5bias<>(SB), Z27
+expand1:
+	VBROADCASTI32X4 (SI), Z0
+	VPSHUFB         Z31, Z0, Z0
+	VPTERNLOGD      $0xea, Z28, Z29, Z0
+	VSUBPS          Z27, Z0, Z0
+	VBROADCASTI32X4 4(SI), Z1
+	VPSHUFB         Z30, Z1, Z1
+	VPTERNLOGD      $0xea, Z28, Z29, Z1
+	VSUBPS          Z27, Z1, Z1
+	VMOVUPS         Z0, (DI)
+	VMOVUPS         Z1, 64(DI)
+	ADDQ            $20, SI
+	ADDQ            $128, DI
+	DECQ            CX
+	JNZ             expand1
+	VZEROUPPER      
+	RET             
+
+// func a6ExpandAVX512(dst *float32, w *byte, n int)
+TEXT ·a6ExpandAVX512(SB), NOSPLIT, $0-24
+	MOVQ            dst+0(FP), DI
+	MOVQ            w+8(FP), SI
+	MOVQ            n+16(FP), CX
+	VMOVDQU64       a6shuf0<>(SB), Z31
+	VMOVDQU64       a6shuf4<>(SB), Z30
+	VMOVDQU64       a6mask<>(SB), Z29
+	VMOVDQU64       a6magic<>(SB), Z28
+	VMOVDQU64       a6bias<>(SB), Z27
+expand1:
+	VBROADCASTI32X4 (SI), Z0
+	VPSHUFB         Z31, Z0, Z0
+	VPTERNLOGD      $0xea, Z28, Z29, Z0
+	VSUBPS          Z27, Z0, Z0
+	VBROADCASTI32X4 8(SI), Z1
+	VPSHUFB         Z30, Z1, Z1
+	VPTERNLOGD      $0xea, Z28, Z29, Z1
+	VSUBPS          Z27, Z1, Z1
+	VMOVUPS         Z0, (DI)
+	VMOVUPS         Z1, 64(DI)
+	ADDQ            $24, SI
+	ADDQ            $128, DI
+	DECQ            CX
+	JNZ             expand1
+	VZEROUPPER      
+	RET             
+
+// func e2m1ExpandAVX512(dst *float32, w *byte, n int)
+TEXT ·e2m1ExpandAVX512(SB), NOSPLIT, $0-24
+	MOVQ            dst+0(FP), DI
+	MOVQ            w+8(FP), SI
+	MOVQ            n+16(FP), CX
+	VMOVDQU64       mshift<>(SB), Z31
+	VMOVDQU64       e2m1table<>(SB), Z30
+expand1:
+	VPMULTISHIFTQB.BCST (SI), Z31, Z0
+	VPERMPS         Z30, Z0, Z0
+	VPMULTISHIFTQB.BCST 8(SI), Z31, Z1
+	VPERMPS         Z30, Z1, Z1
+	VMOVUPS         Z0, (DI)
+	VMOVUPS         Z1, 64(DI)
+	ADDQ            $16, SI
+	ADDQ            $128, DI
+	DECQ            CX
+	JNZ             expand1
+	VZEROUPPER      
+	RET             
+
+// func e2m1hExpandAVX512(dst *float32, w *byte, n int)
+TEXT ·e2m1hExpandAVX512(SB), NOSPLIT, $0-24
+	MOVQ            dst+0(FP), DI
+	MOVQ            w+8(FP), SI
+	MOVQ            n+16(FP), CX
+	VMOVDQU64       mshift<>(SB), Z31
+	VMOVDQU64       e2m1table<>(SB), Z30
+expand1:
+	VPMULTISHIFTQB.BCST (SI), Z31, Z0
+	VPERMPS         Z30, Z0, Z0
+	VMOVUPS         Z0, (DI)
+	ADDQ            $8, SI
+	ADDQ            $64, DI
+	DECQ            CX
+	JNZ             expand1
+	VZEROUPPER      
+	RET             
+
+// func e4m3ExpandAVX512(dst *float32, w *byte, n int)
+TEXT ·e4m3ExpandAVX512(SB), NOSPLIT, $0-24
+	MOVQ            dst+0(FP), DI
+	MOVQ            w+8(FP), SI
+	MOVQ            n+16(FP), CX
+	VMOVDQU64       e4m3half<>(SB), Z31
+	VMOVDQU64       two8<>(SB), Z30
+expand1:
+	VPMOVSXBW       (SI), Y0
+	VPSLLW          $7, Y0, Y0
+	VPANDD          Y31, Y0, Y0
+	VCVTPH2PS       Y0, Z0
+	VMULPS          Z30, Z0, Z0
+	VPMOVSXBW       16(SI), Y1
+	VPSLLW          $7, Y1, Y1
+	VPANDD          Y31, Y1, Y1
+	VCVTPH2PS       Y1, Z1
+	VMULPS          Z30, Z1, Z1
+	VMOVUPS         Z0, (DI)
+	VMOVUPS         Z1, 64(DI)
+	ADDQ            $32, SI
+	ADDQ            $128, DI
+	DECQ            CX
+	JNZ             expand1
+	VZEROUPPER      
+	RET             
+

@@ -17,13 +17,79 @@ func u8Tile1x1AVX512(w *byte, s, b, x, xsum *float32, ng, cpg, c, k int, out *fl
 func u8Tile4x1AVX512(w *byte, s, b, x, xsum *float32, ng, cpg, c, k int, out *float32, ldo int)
 
 //go:noescape
+func a2Tile1x1AVX512(w *byte, s, b, x, xsum *float32, ng, cpg, c, k int, out *float32, ldo int)
+
+//go:noescape
+func a2Tile4x1AVX512(w *byte, s, b, x, xsum *float32, ng, cpg, c, k int, out *float32, ldo int)
+
+//go:noescape
+func a3Tile1x1AVX512(w *byte, s, b, x, xsum *float32, ng, cpg, c, k int, out *float32, ldo int)
+
+//go:noescape
+func a3Tile4x1AVX512(w *byte, s, b, x, xsum *float32, ng, cpg, c, k int, out *float32, ldo int)
+
+//go:noescape
+func a5Tile1x1AVX512(w *byte, s, b, x, xsum *float32, ng, cpg, c, k int, out *float32, ldo int)
+
+//go:noescape
+func a5Tile4x1AVX512(w *byte, s, b, x, xsum *float32, ng, cpg, c, k int, out *float32, ldo int)
+
+//go:noescape
+func a6Tile1x1AVX512(w *byte, s, b, x, xsum *float32, ng, cpg, c, k int, out *float32, ldo int)
+
+//go:noescape
+func a6Tile4x1AVX512(w *byte, s, b, x, xsum *float32, ng, cpg, c, k int, out *float32, ldo int)
+
+//go:noescape
+func e2m1Tile1x1AVX512(w *byte, s, b, x, xsum *float32, ng, cpg, c, k int, out *float32, ldo int)
+
+//go:noescape
+func e2m1Tile4x1AVX512(w *byte, s, b, x, xsum *float32, ng, cpg, c, k int, out *float32, ldo int)
+
+//go:noescape
+func e2m1hTile1x1AVX512(w *byte, s, b, x, xsum *float32, ng, cpg, c, k int, out *float32, ldo int)
+
+//go:noescape
+func e2m1hTile4x1AVX512(w *byte, s, b, x, xsum *float32, ng, cpg, c, k int, out *float32, ldo int)
+
+//go:noescape
+func e4m3Tile1x1AVX512(w *byte, s, b, x, xsum *float32, ng, cpg, c, k int, out *float32, ldo int)
+
+//go:noescape
+func e4m3Tile4x1AVX512(w *byte, s, b, x, xsum *float32, ng, cpg, c, k int, out *float32, ldo int)
+
+//go:noescape
 func f32Tile4x4mAVX512(w *float32, s, b, x, xsum *float32, ng, cpg, c, k int, out *float32, ldo int)
+
+//go:noescape
+func f32hTile4x4mAVX512(w *float32, s, b, x, xsum *float32, ng, cpg, c, k int, out *float32, ldo int)
 
 //go:noescape
 func q4ExpandAVX512(dst *float32, w *byte, n int)
 
 //go:noescape
 func u8ExpandAVX512(dst *float32, q *byte, n, c int)
+
+//go:noescape
+func a2ExpandAVX512(dst *float32, w *byte, n int)
+
+//go:noescape
+func a3ExpandAVX512(dst *float32, w *byte, n int)
+
+//go:noescape
+func a5ExpandAVX512(dst *float32, w *byte, n int)
+
+//go:noescape
+func a6ExpandAVX512(dst *float32, w *byte, n int)
+
+//go:noescape
+func e2m1ExpandAVX512(dst *float32, w *byte, n int)
+
+//go:noescape
+func e2m1hExpandAVX512(dst *float32, w *byte, n int)
+
+//go:noescape
+func e4m3ExpandAVX512(dst *float32, w *byte, n int)
 
 //go:noescape
 func q4Tile1x1AVX2(w *byte, s, b, x, xsum *float32, ng, cpg, c, k int, out *float32, ldo int)
@@ -38,10 +104,76 @@ func u8Tile1x1AVX2(w *byte, s, b, x, xsum *float32, ng, cpg, c, k int, out *floa
 func u8Tile4x1AVX2(w *byte, s, b, x, xsum *float32, ng, cpg, c, k int, out *float32, ldo int)
 
 //go:noescape
+func a2Tile1x1AVX2(w *byte, s, b, x, xsum *float32, ng, cpg, c, k int, out *float32, ldo int)
+
+//go:noescape
+func a2Tile4x1AVX2(w *byte, s, b, x, xsum *float32, ng, cpg, c, k int, out *float32, ldo int)
+
+//go:noescape
+func a3Tile1x1AVX2(w *byte, s, b, x, xsum *float32, ng, cpg, c, k int, out *float32, ldo int)
+
+//go:noescape
+func a3Tile4x1AVX2(w *byte, s, b, x, xsum *float32, ng, cpg, c, k int, out *float32, ldo int)
+
+//go:noescape
+func a5Tile1x1AVX2(w *byte, s, b, x, xsum *float32, ng, cpg, c, k int, out *float32, ldo int)
+
+//go:noescape
+func a5Tile4x1AVX2(w *byte, s, b, x, xsum *float32, ng, cpg, c, k int, out *float32, ldo int)
+
+//go:noescape
+func a6Tile1x1AVX2(w *byte, s, b, x, xsum *float32, ng, cpg, c, k int, out *float32, ldo int)
+
+//go:noescape
+func a6Tile4x1AVX2(w *byte, s, b, x, xsum *float32, ng, cpg, c, k int, out *float32, ldo int)
+
+//go:noescape
+func e2m1Tile1x1AVX2(w *byte, s, b, x, xsum *float32, ng, cpg, c, k int, out *float32, ldo int)
+
+//go:noescape
+func e2m1Tile4x1AVX2(w *byte, s, b, x, xsum *float32, ng, cpg, c, k int, out *float32, ldo int)
+
+//go:noescape
+func e2m1hTile1x1AVX2(w *byte, s, b, x, xsum *float32, ng, cpg, c, k int, out *float32, ldo int)
+
+//go:noescape
+func e2m1hTile4x1AVX2(w *byte, s, b, x, xsum *float32, ng, cpg, c, k int, out *float32, ldo int)
+
+//go:noescape
+func e4m3Tile1x1AVX2(w *byte, s, b, x, xsum *float32, ng, cpg, c, k int, out *float32, ldo int)
+
+//go:noescape
+func e4m3Tile4x1AVX2(w *byte, s, b, x, xsum *float32, ng, cpg, c, k int, out *float32, ldo int)
+
+//go:noescape
 func f32Tile4x2mAVX2(w *float32, s, b, x, xsum *float32, ng, cpg, c, k int, out *float32, ldo int)
+
+//go:noescape
+func f32hTile4x2mAVX2(w *float32, s, b, x, xsum *float32, ng, cpg, c, k int, out *float32, ldo int)
 
 //go:noescape
 func q4ExpandAVX2(dst *float32, w *byte, n int)
 
 //go:noescape
 func u8ExpandAVX2(dst *float32, q *byte, n, c int)
+
+//go:noescape
+func a2ExpandAVX2(dst *float32, w *byte, n int)
+
+//go:noescape
+func a3ExpandAVX2(dst *float32, w *byte, n int)
+
+//go:noescape
+func a5ExpandAVX2(dst *float32, w *byte, n int)
+
+//go:noescape
+func a6ExpandAVX2(dst *float32, w *byte, n int)
+
+//go:noescape
+func e2m1ExpandAVX2(dst *float32, w *byte, n int)
+
+//go:noescape
+func e2m1hExpandAVX2(dst *float32, w *byte, n int)
+
+//go:noescape
+func e4m3ExpandAVX2(dst *float32, w *byte, n int)
