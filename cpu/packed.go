@@ -116,7 +116,11 @@ func (r *scaleReader) rows(scratch []float32, i, j int) []float32 {
 		}
 		return out
 	}
-	r.dtype.Decode(out, r.raw[i*2:j*2])
+	if r.dtype == quant.BF16 {
+		qdot.WidenBF16(out, r.raw[i*2:j*2])
+	} else {
+		qdot.WidenF16(out, r.raw[i*2:j*2])
+	}
 	return out
 }
 
