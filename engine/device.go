@@ -6,6 +6,7 @@ import (
 	"math"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/mlxq/mlxq/quant"
 )
@@ -62,6 +63,16 @@ type Queue interface {
 	Commit() error
 }
 
+// Timer is implemented by drivers that time work on the device's own clock
+// (events on its stream) rather than the host's.
+type Timer interface {
+	// Time runs run warmup times untimed, then repeat times, and returns
+	// the device time of each timed run. Encoding on the host before the
+	// run's first commit is not counted; host gaps between commits of one
+	// run are.
+	Time(run func() error, warmup, repeat int) ([]time.Duration, error)
+}
+
 // Device is an open compute device of one backend.
 type Device struct {
 	backend string
@@ -89,6 +100,13 @@ func (d *Device) Kernels() []Kernel { return slices.Clone(d.kernels) }
 
 // Supports reports whether the device implements kernel k.
 func (d *Device) Supports(k Kernel) bool { return slices.Contains(d.kernels, k) }
+
+// Timer returns the device's own timer, or nil where the host clock is
+// the only one (the CPU).
+func (d *Device) Timer() Timer {
+	t, _ := d.drv.(Timer)
+	return t
+}
 
 // Precision returns the arithmetic kernel variant v computes in on the
 // device, which sets its tolerance.

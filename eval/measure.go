@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/mlxq/mlxq/engine"
 	"github.com/mlxq/mlxq/layers"
 	"github.com/mlxq/mlxq/quant"
 )
@@ -22,7 +23,9 @@ type Timing struct {
 // Measure uploads the m rows of x into the layer's input buffer, runs the
 // layer warmup times untimed, then repeat times timed (one Encode and one
 // Commit each, x staying on the device), and returns the m rows of y that
-// the last run wrote, with the timing.
+// the last run wrote, with the timing. Runs are timed on the device's own
+// clock where it has one (engine.Device.Timer: CUDA events), else on the
+// host's.
 func Measure(l *layers.QuantLinear, x []float32, m, warmup, repeat int) ([]float32, Timing, error) {
 	if repeat < 1 {
 		return nil, Timing{}, fmt.Errorf("layer %s: repeat %d, want at least 1", l.Name, repeat)
@@ -44,18 +47,13 @@ func Measure(l *layers.QuantLinear, x []float32, m, warmup, repeat int) ([]float
 		}
 		return nil
 	}
-	for range warmup {
-		if err := once(); err != nil {
-			return nil, Timing{}, err
-		}
+	timer := engine.Timer(hostTimer{})
+	if t := dev.Timer(); t != nil {
+		timer = t
 	}
-	times := make([]time.Duration, repeat)
-	for i := range times {
-		start := time.Now()
-		if err := once(); err != nil {
-			return nil, Timing{}, err
-		}
-		times[i] = time.Since(start)
+	times, err := timer.Time(once, warmup, repeat)
+	if err != nil {
+		return nil, Timing{}, err
 	}
 	y := make([]float32, m*l.Out)
 	if err := dev.DownloadFloat32(y, l.Output()); err != nil {
@@ -63,6 +61,27 @@ func Measure(l *layers.QuantLinear, x []float32, m, warmup, repeat int) ([]float
 	}
 	slices.Sort(times)
 	return y, Timing{Median: times[repeat/2], Min: times[0], Max: times[repeat-1], Runs: repeat}, nil
+}
+
+// hostTimer times runs on the host's clock.
+type hostTimer struct{}
+
+// Time runs run warmup times, then times repeat runs.
+func (hostTimer) Time(run func() error, warmup, repeat int) ([]time.Duration, error) {
+	for range warmup {
+		if err := run(); err != nil {
+			return nil, err
+		}
+	}
+	times := make([]time.Duration, repeat)
+	for i := range times {
+		start := time.Now()
+		if err := run(); err != nil {
+			return nil, err
+		}
+		times[i] = time.Since(start)
+	}
+	return times, nil
 }
 
 // checkRows returns the rows of an m-row product that are checked against

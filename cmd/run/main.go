@@ -18,6 +18,7 @@ import (
 	"strings"
 
 	_ "github.com/mlxq/mlxq/cpu"
+	_ "github.com/mlxq/mlxq/cuda"
 )
 
 func main() {

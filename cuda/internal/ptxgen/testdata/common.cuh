@@ -1,0 +1,3 @@
+#ifndef MLXQ_BITS
+#define MLXQ_BITS 15
+#endif

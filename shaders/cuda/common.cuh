@@ -1,0 +1,495 @@
+// Shared helpers for the quantized matrix product kernels.
+//
+// Every compile unit is a preamble of integer #defines followed by one
+// kernel file that includes this header:
+//   MLXQ_MODE  0 affine, 1 mxfp4, 2 mxfp8, 3 nvfp4
+//   MLXQ_BITS  code width: 2, 3, 4, 5, 6 or 8
+//   MLXQ_GROUP group size: 16, 32, 64 or 128
+//   MLXQ_ACT   dtype of x and y: 0 f32, 1 f16, 2 bf16
+//   MLXQ_SCALE dtype of scales and biases: 0 f32, 1 f16, 2 bf16, 3 u8
+// The code uses no CUDA headers: NVRTC's built-ins or clang's CUDA built-ins
+// (with clang_prelude.h) are all it needs.
+#ifndef MLXQ_COMMON_CUH
+#define MLXQ_COMMON_CUH
+
+#ifndef MLXQ_MODE
+#define MLXQ_MODE 0
+#endif
+#ifndef MLXQ_BITS
+#define MLXQ_BITS 4
+#endif
+#ifndef MLXQ_GROUP
+#define MLXQ_GROUP 64
+#endif
+// Unpack units carry no group size.
+#if MLXQ_GROUP <= 0
+#undef MLXQ_GROUP
+#define MLXQ_GROUP 32
+#endif
+#ifndef MLXQ_ACT
+#define MLXQ_ACT 0
+#endif
+#ifndef MLXQ_SCALE
+#define MLXQ_SCALE 0
+#endif
+
+#define MLXQ_AFFINE (MLXQ_MODE == 0)
+#define MLXQ_FP4 (MLXQ_MODE == 1 || MLXQ_MODE == 3)
+#define MLXQ_MASK ((1u << MLXQ_BITS) - 1u)
+
+typedef unsigned int u32;
+typedef unsigned short u16;
+typedef unsigned char u8;
+typedef unsigned long long u64;
+
+struct alignas(16) mlxq_u32x4 { u32 x, y, z, w; };
+struct alignas(8) mlxq_u32x2 { u32 x, y; };
+struct alignas(16) mlxq_f32x4 { float x, y, z, w; };
+
+// Bit casts and fused multiply-add that need no device library: clang's
+// builtins under clang, CUDA's intrinsics under NVRTC.
+#if defined(__clang__)
+__device__ __forceinline__ float mlxq_as_float(u32 u) { return __builtin_bit_cast(float, u); }
+__device__ __forceinline__ u32 mlxq_as_uint(float f) { return __builtin_bit_cast(u32, f); }
+__device__ __forceinline__ float mlxq_fma(float a, float b, float c) { return __builtin_fmaf(a, b, c); }
+#else
+__device__ __forceinline__ float mlxq_as_float(u32 u) { return __uint_as_float(u); }
+__device__ __forceinline__ u32 mlxq_as_uint(float f) { return __float_as_uint(f); }
+__device__ __forceinline__ float mlxq_fma(float a, float b, float c) { return __fmaf_rn(a, b, c); }
+#endif
+
+__device__ __forceinline__ int mlxq_min(int a, int b) { return a < b ? a : b; }
+__device__ __forceinline__ int mlxq_max(int a, int b) { return a > b ? a : b; }
+
+// ---- scalar conversions -------------------------------------------------
+
+__device__ __forceinline__ float mlxq_f16_to_f32(u16 h) {
+    float f;
+    asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h));
+    return f;
+}
+__device__ __forceinline__ u16 mlxq_f32_to_f16(float f) {
+    u16 h;
+    asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(f));
+    return h;
+}
+__device__ __forceinline__ float mlxq_bf16_to_f32(u16 h) {
+    return mlxq_as_float(((u32)h) << 16);
+}
+__device__ __forceinline__ u16 mlxq_f32_to_bf16(float f) {
+    u16 h;
+    asm("cvt.rn.bf16.f32 %0, %1;" : "=h"(h) : "f"(f));
+    return h;
+}
+// Two floats rounded to nearest even and packed as a pair of the
+// activation's 16-bit type (lo in the low half).
+__device__ __forceinline__ u32 mlxq_pack2(float lo, float hi) {
+    u32 r;
+#if MLXQ_ACT == 2
+    asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo));
+#else
+    asm("cvt.rn.f16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo));
+#endif
+    return r;
+}
+__device__ __forceinline__ u32 mlxq_tf32(float f) {
+    u32 r;
+    asm("cvt.rna.tf32.f32 %0, %1;" : "=r"(r) : "f"(f));
+    return r;
+}
+
+// Low and high halves of a pair of 16-bit activations as floats.
+__device__ __forceinline__ float mlxq_act_lo(u32 v) {
+#if MLXQ_ACT == 2
+    return mlxq_as_float(v << 16);
+#else
+    return mlxq_f16_to_f32((u16)(v & 0xFFFFu));
+#endif
+}
+__device__ __forceinline__ float mlxq_act_hi(u32 v) {
+#if MLXQ_ACT == 2
+    return mlxq_as_float(v & 0xFFFF0000u);
+#else
+    return mlxq_f16_to_f32((u16)(v >> 16));
+#endif
+}
+
+// ---- activations ----------------------------------------------------------
+
+__device__ __forceinline__ float mlxq_load_act(const void* p, size_t i) {
+#if MLXQ_ACT == 0
+    return ((const float*)p)[i];
+#elif MLXQ_ACT == 1
+    return mlxq_f16_to_f32(((const u16*)p)[i]);
+#else
+    return mlxq_bf16_to_f32(((const u16*)p)[i]);
+#endif
+}
+
+__device__ __forceinline__ void mlxq_store_act(void* p, size_t i, float v) {
+#if MLXQ_ACT == 0
+    ((float*)p)[i] = v;
+#elif MLXQ_ACT == 1
+    ((u16*)p)[i] = mlxq_f32_to_f16(v);
+#else
+    ((u16*)p)[i] = mlxq_f32_to_bf16(v);
+#endif
+}
+
+// Loads 32 consecutive activations (16-byte aligned) as floats.
+__device__ __forceinline__ void mlxq_load_act32(const void* p, float* v) {
+#if MLXQ_ACT == 0
+    const mlxq_f32x4* q = (const mlxq_f32x4*)p;
+#pragma unroll
+    for (int i = 0; i < 8; i++) {
+        mlxq_f32x4 f = q[i];
+        v[4 * i] = f.x; v[4 * i + 1] = f.y; v[4 * i + 2] = f.z; v[4 * i + 3] = f.w;
+    }
+#else
+    const mlxq_u32x4* q = (const mlxq_u32x4*)p;
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        mlxq_u32x4 u = q[i];
+        v[8 * i + 0] = mlxq_act_lo(u.x); v[8 * i + 1] = mlxq_act_hi(u.x);
+        v[8 * i + 2] = mlxq_act_lo(u.y); v[8 * i + 3] = mlxq_act_hi(u.y);
+        v[8 * i + 4] = mlxq_act_lo(u.z); v[8 * i + 5] = mlxq_act_hi(u.z);
+        v[8 * i + 6] = mlxq_act_lo(u.w); v[8 * i + 7] = mlxq_act_hi(u.w);
+    }
+#endif
+}
+
+// Loads 16 consecutive activations (16-byte aligned) as floats.
+__device__ __forceinline__ void mlxq_load_act16(const void* p, float* v) {
+#if MLXQ_ACT == 0
+    const mlxq_f32x4* q = (const mlxq_f32x4*)p;
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        mlxq_f32x4 f = q[i];
+        v[4 * i] = f.x; v[4 * i + 1] = f.y; v[4 * i + 2] = f.z; v[4 * i + 3] = f.w;
+    }
+#else
+    const mlxq_u32x4* q = (const mlxq_u32x4*)p;
+#pragma unroll
+    for (int i = 0; i < 2; i++) {
+        mlxq_u32x4 u = q[i];
+        v[8 * i + 0] = mlxq_act_lo(u.x); v[8 * i + 1] = mlxq_act_hi(u.x);
+        v[8 * i + 2] = mlxq_act_lo(u.y); v[8 * i + 3] = mlxq_act_hi(u.y);
+        v[8 * i + 4] = mlxq_act_lo(u.z); v[8 * i + 5] = mlxq_act_hi(u.z);
+        v[8 * i + 6] = mlxq_act_lo(u.w); v[8 * i + 7] = mlxq_act_hi(u.w);
+    }
+#endif
+}
+
+// ---- scales, biases and code values --------------------------------------
+
+// E8M0: 2^(e-127); e = 0 is 2^-127, e = 255 is +inf.
+__device__ __forceinline__ float mlxq_e8m0(u32 e) {
+    return mlxq_as_float(e ? (e << 23) : 0x00400000u);
+}
+
+// E4M3 (fn, no NaN): sign bit 7, exponent bits 6-3 (bias 7), mantissa 2-0.
+__device__ __forceinline__ float mlxq_e4m3(u32 b) {
+    u32 e = (b >> 3) & 15u;
+    u32 m = b & 7u;
+    float mag = e ? mlxq_as_float(((b & 0x7Fu) << 20) + (120u << 23))
+                  : (mlxq_as_float(0x4B000000u | m) - 8388608.0f) * 0.001953125f;
+    return (b & 0x80u) ? -mag : mag;
+}
+
+// Twice the E2M1 value of a 4-bit code, an integer in [-12, 12]: bit 3 is
+// the sign, bits 0-2 index {0, 1, 2, 3, 4, 6, 8, 12}.
+__device__ __forceinline__ float mlxq_e2m1x2(u32 c) {
+    u32 mag = (0xC8643210u >> ((c & 7u) << 2)) & 15u;
+    float f = mlxq_as_float(0x4B000000u | mag) - 8388608.0f;
+    return mlxq_as_float(mlxq_as_uint(f) | ((c & 8u) << 28));
+}
+
+// The exact E2M1 value of a 4-bit code.
+__device__ __forceinline__ float mlxq_e2m1(u32 c) { return mlxq_e2m1x2(c) * 0.5f; }
+
+// Affine code (an unsigned integer below 2^23) as a float, exactly.
+__device__ __forceinline__ float mlxq_u2f(u32 q) {
+    return mlxq_as_float(0x4B000000u | q) - 8388608.0f;
+}
+
+// The value of code q before scaling, as the kernels multiply it: q itself
+// (affine), twice the E2M1 value (fp4 modes; mlxq_scale halves the scale to
+// match) or the E4M3 value (mxfp8).
+__device__ __forceinline__ float mlxq_code_value(u32 q) {
+#if MLXQ_FP4
+    return mlxq_e2m1x2(q);
+#elif MLXQ_MODE == 2
+    return mlxq_e4m3(q);
+#else
+    return mlxq_u2f(q);
+#endif
+}
+
+// Scale i as a float, exactly as stored.
+__device__ __forceinline__ float mlxq_load_scale(const void* p, size_t i) {
+#if MLXQ_SCALE == 0
+    return ((const float*)p)[i];
+#elif MLXQ_SCALE == 1
+    return mlxq_f16_to_f32(((const u16*)p)[i]);
+#elif MLXQ_SCALE == 2
+    return mlxq_bf16_to_f32(((const u16*)p)[i]);
+#else
+    u32 b = ((const u8*)p)[i];
+#if MLXQ_MODE == 3
+    return mlxq_e4m3(b);
+#else
+    return mlxq_e8m0(b);
+#endif
+#endif
+}
+
+// Scale i as the kernels multiply it with mlxq_code_value: halved for fp4.
+__device__ __forceinline__ float mlxq_scale(const void* p, size_t i) {
+#if MLXQ_FP4
+    return mlxq_load_scale(p, i) * 0.5f;
+#else
+    return mlxq_load_scale(p, i);
+#endif
+}
+
+// Bias i (affine only; same dtype as the scales); 0 for the fp modes.
+__device__ __forceinline__ float mlxq_load_qbias(const void* p, size_t i) {
+#if MLXQ_AFFINE
+    return mlxq_load_scale(p, i);
+#else
+    (void)p;
+    (void)i;
+    return 0.0f;
+#endif
+}
+
+// The exact dequantized weight of code q with scale s and bias b (as loaded
+// by mlxq_load_scale / mlxq_load_qbias): s*q + b (affine, one rounding),
+// or decode(q)*s.
+__device__ __forceinline__ float mlxq_dequant(u32 q, float s, float b) {
+#if MLXQ_AFFINE
+    return mlxq_fma(s, mlxq_u2f(q), b);
+#elif MLXQ_FP4
+    (void)b;
+    return mlxq_e2m1(q) * s;
+#else
+    (void)b;
+    return mlxq_e4m3(q) * s;
+#endif
+}
+
+// ---- packed codes ---------------------------------------------------------
+
+// Code j (a compile-time constant after unrolling) of a chunk of 32 codes
+// held in BITS words w[], LSB-first.
+template <int BITS>
+__device__ __forceinline__ u32 mlxq_code(const u32* w, int j) {
+    const int p = j * BITS;
+    const int wi = p >> 5;
+    const int off = p & 31;
+    if (off + BITS <= 32) return (w[wi] >> off) & ((1u << BITS) - 1u);
+    return ((w[wi] >> off) | (w[wi + 1] << (32 - off))) & ((1u << BITS) - 1u);
+}
+
+// Loads the n words of one chunk (n = BITS for 32 codes) from p using the
+// widest loads its alignment allows: a chunk of 32 codes starts at a
+// multiple of 4*BITS bytes from a row start, and rows start at multiples of
+// 4*BITS bytes when K is a multiple of 32. WIDE says whether 16-byte loads
+// are allowed (false for the half chunks of nvfp4 rows of K % 32 == 16).
+template <int NW, bool WIDE>
+__device__ __forceinline__ void mlxq_load_words(const u32* p, u32* w) {
+    if (WIDE && (NW % 4) == 0) {
+#pragma unroll
+        for (int i = 0; i < NW / 4; i++) {
+            mlxq_u32x4 v = ((const mlxq_u32x4*)p)[i];
+            w[4 * i] = v.x; w[4 * i + 1] = v.y; w[4 * i + 2] = v.z; w[4 * i + 3] = v.w;
+        }
+    } else if ((NW % 2) == 0) {
+#pragma unroll
+        for (int i = 0; i < NW / 2; i++) {
+            mlxq_u32x2 v = ((const mlxq_u32x2*)p)[i];
+            w[2 * i] = v.x; w[2 * i + 1] = v.y;
+        }
+    } else {
+#pragma unroll
+        for (int i = 0; i < NW; i++) w[i] = p[i];
+    }
+}
+
+// ---- warp reductions ------------------------------------------------------
+
+__device__ __forceinline__ float mlxq_warp_sum(float v) {
+    v += __shfl_xor_sync(0xffffffffu, v, 16);
+    v += __shfl_xor_sync(0xffffffffu, v, 8);
+    v += __shfl_xor_sync(0xffffffffu, v, 4);
+    v += __shfl_xor_sync(0xffffffffu, v, 2);
+    v += __shfl_xor_sync(0xffffffffu, v, 1);
+    return v;
+}
+
+
+// Scales per chunk of 32 codes.
+#define MLXQ_SPC (MLXQ_GROUP == 16 ? 2 : 1)
+
+// One row's share of a chunk: its words, scales and bias.
+struct mlxq_chunk {
+    u32 w[MLXQ_BITS];
+    float s[MLXQ_SPC];
+    float b;
+};
+
+// ---- pairs of 16-bit values for the tensor-core kernels -------------------
+#if MLXQ_ACT != 0
+__device__ __forceinline__ u32 mlxq_prmt(u32 a, u32 b, u32 sel) {
+    u32 d;
+    asm("prmt.b32 %0, %1, %2, %3;" : "=r"(d) : "r"(a), "r"(b), "r"(sel));
+    return d;
+}
+
+__device__ __forceinline__ u32 mlxq_fma2(u32 a, u32 b, u32 c) {
+    u32 d;
+#if MLXQ_ACT == 2
+    asm("fma.rn.bf16x2 %0, %1, %2, %3;" : "=r"(d) : "r"(a), "r"(b), "r"(c));
+#else
+    asm("fma.rn.f16x2 %0, %1, %2, %3;" : "=r"(d) : "r"(a), "r"(b), "r"(c));
+#endif
+    return d;
+}
+
+// Dequantizes word i of a row's chunk (codes 8i .. 8i + 7) into 4 pairs of
+// the activation type: A[j] = (w[8i + j], w[8i + j + 4]), j < 4; codes at
+// or past `valid` are zero. Affine 4-bit takes a packed 16-bit path:
+// (w >> 4j) & 0x000F000F | magic gives the two codes as 128 + q (bf16) or
+// 1024 + q (f16) exactly, one fma removes the offset and one computes
+// round(q*s + b).
+__device__ __forceinline__ void mlxq_dequant_word(const mlxq_chunk& ch, int i, int valid, u32* A) {
+#if MLXQ_AFFINE && MLXQ_BITS == 4
+    if (valid == 32) {
+#if MLXQ_ACT == 2
+        const u32 magic = 0x43004300u, one = 0x3F803F80u, neg = 0xC300C300u;
+#else
+        const u32 magic = 0x64006400u, one = 0x3C003C00u, neg = 0xE400E400u;
+#endif
+        const u32 s2 = mlxq_pack2(ch.s[0], ch.s[0]);
+        const u32 b2 = mlxq_pack2(ch.b, ch.b);
+#pragma unroll
+        for (int j = 0; j < 4; j++) {
+            const u32 p = ((ch.w[i] >> (4 * j)) & 0x000F000Fu) | magic;
+            A[j] = mlxq_fma2(mlxq_fma2(p, one, neg), s2, b2);
+        }
+        return;
+    }
+#endif
+    float v[8];
+#pragma unroll
+    for (int j = 0; j < 8; j++) {
+        const int k = 8 * i + j;
+        const float d = mlxq_dequant(mlxq_code<MLXQ_BITS>(ch.w, k), ch.s[MLXQ_SPC == 2 ? (k >> 4) : 0], ch.b);
+        v[j] = k < valid ? d : 0.0f;
+    }
+#pragma unroll
+    for (int j = 0; j < 4; j++) A[j] = mlxq_pack2(v[j], v[j + 4]);
+}
+
+// Dequantizes a row's chunk into 16 pairs, A[4i + j] as mlxq_dequant_word.
+__device__ __forceinline__ void mlxq_dequant_pairs(const mlxq_chunk& ch, int valid, u32* A) {
+#pragma unroll
+    for (int i = 0; i < 4; i++) mlxq_dequant_word(ch, i, valid, A + 4 * i);
+}
+
+// Permutes the activation pairs of word i of a chunk (xw holds the chunk's
+// 16 pairs in order) to the order of mlxq_dequant_word.
+__device__ __forceinline__ void mlxq_perm_word(const u32* xw, int i, u32* B) {
+    B[0] = mlxq_prmt(xw[4 * i], xw[4 * i + 2], 0x5410u);
+    B[1] = mlxq_prmt(xw[4 * i], xw[4 * i + 2], 0x7632u);
+    B[2] = mlxq_prmt(xw[4 * i + 1], xw[4 * i + 3], 0x5410u);
+    B[3] = mlxq_prmt(xw[4 * i + 1], xw[4 * i + 3], 0x7632u);
+}
+
+// Permutes a chunk's activation pairs to the order of mlxq_dequant_pairs.
+__device__ __forceinline__ void mlxq_perm_pairs(const u32* xw, u32* B) {
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        B[4 * i + 0] = mlxq_prmt(xw[4 * i], xw[4 * i + 2], 0x5410u);
+        B[4 * i + 1] = mlxq_prmt(xw[4 * i], xw[4 * i + 2], 0x7632u);
+        B[4 * i + 2] = mlxq_prmt(xw[4 * i + 1], xw[4 * i + 3], 0x5410u);
+        B[4 * i + 3] = mlxq_prmt(xw[4 * i + 1], xw[4 * i + 3], 0x7632u);
+    }
+}
+
+#endif
+
+// ---- the simd4 family's shared body ---------------------------------------
+#ifndef MLXQ_COMMON_SIMD4
+#define MLXQ_COMMON_SIMD4
+
+// One 32 x 32 tile of y per block of 128 threads (4 warps), K in steps of
+// BK codes (one group of 32 or 64). Per step the block stages x[32][BK] and
+// the dequantized w[32][BK] (w = fma(s, q, b) in float32) in shared memory;
+// thread (warp v, lane l) accumulates y[m0 + 8v + i][n0 + l], i < 8, over k
+// in order with one fma per product. CODE(n, k) returns code k of row n;
+// simd4 and packed_simd4_b4 differ only in it, so their results are bitwise
+// equal on the same codes.
+template <int BK, typename CodeFn>
+__device__ __forceinline__ void mlxq_simd4(const void* x, const void* scales, const void* biases,
+                                           const float* bias, void* y, int M, int N, int K,
+                                           CodeFn code) {
+    __shared__ float xs[32][BK + 1];
+    __shared__ float ws[32][BK + 1];
+    const int tid = threadIdx.x;
+    const int lane = tid & 31, warp = tid >> 5;
+    const int n0 = blockIdx.x * 32, m0 = blockIdx.y * 32;
+    const size_t gpr = (size_t)(K / MLXQ_GROUP);
+    float acc[8];
+#pragma unroll
+    for (int i = 0; i < 8; i++) acc[i] = 0.0f;
+    for (int k0 = 0; k0 < K; k0 += BK) {
+        for (int e = tid; e < 32 * BK; e += 128) {
+            const int r = e / BK, k = e % BK;
+            const int m = m0 + r, n = n0 + r;
+            xs[r][k] = (m < M) ? mlxq_load_act(x, (size_t)m * K + k0 + k) : 0.0f;
+            float wv = 0.0f;
+            if (n < N) {
+                const size_t gi = (size_t)n * gpr + (size_t)((k0 + k) / MLXQ_GROUP);
+                wv = mlxq_dequant(code(n, k0 + k), mlxq_load_scale(scales, gi), mlxq_load_qbias(biases, gi));
+            }
+            ws[r][k] = wv;
+        }
+        __syncthreads();
+        for (int k = 0; k < BK; k++) {
+            const float wv = ws[lane][k];
+#pragma unroll
+            for (int i = 0; i < 8; i++) acc[i] = mlxq_fma(xs[warp * 8 + i][k], wv, acc[i]);
+        }
+        __syncthreads();
+    }
+    const int n = n0 + lane;
+    if (n < N) {
+        const float bn = bias ? bias[n] : 0.0f;
+#pragma unroll
+        for (int i = 0; i < 8; i++) {
+            const int m = m0 + warp * 8 + i;
+            if (m < M) mlxq_store_act(y, (size_t)m * N + n, acc[i] + bn);
+        }
+    }
+}
+
+// Code k of row n from one byte per code (the unpack kernel's output).
+struct mlxq_codes_u8 {
+    const u8* w;
+    int K;
+    __device__ __forceinline__ u32 operator()(int n, int k) const { return w[(size_t)n * K + k]; }
+};
+
+// Code k of row n from MLX's packed 4-bit words.
+struct mlxq_codes_packed4 {
+    const u32* w;
+    int K;
+    __device__ __forceinline__ u32 operator()(int n, int k) const {
+        return (w[(size_t)n * (K / 8) + (k >> 3)] >> ((k & 7) * 4)) & 15u;
+    }
+};
+
+#endif // MLXQ_COMMON_SIMD4
+
+#endif // MLXQ_COMMON_CUH
