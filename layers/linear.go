@@ -240,14 +240,31 @@ func (l *QuantLinear) Encode(e *engine.Encoder, x *engine.Buffer, m int) (*engin
 	if err != nil {
 		return nil, err
 	}
-	err = e.Matmul(p.Kernel, &engine.MatmulArgs{
+	return l.y, l.encode(e, p.Kernel, x, m)
+}
+
+// EncodeKernel is Encode with kernel k instead of the planned one, for
+// benchmarks and comparisons: k must take the layer's format and read its
+// weights' layout (qmv and qmm both read the packed words).
+func (l *QuantLinear) EncodeKernel(e *engine.Encoder, k engine.Kernel, x *engine.Buffer, m int) error {
+	if m <= 0 || m > l.MaxSeqLen {
+		return fmt.Errorf("layer %s: %w: M = %d, max_seq_len %d", l.Name, ErrSeqLen, m, l.MaxSeqLen)
+	}
+	if k.Spec().Layout != l.layout {
+		return fmt.Errorf("layer %s: %w: kernel %s reads the %v layout, weights are %v", l.Name, engine.ErrArgs, k, k.Spec().Layout, l.layout)
+	}
+	return l.encode(e, k, x, m)
+}
+
+func (l *QuantLinear) encode(e *engine.Encoder, k engine.Kernel, x *engine.Buffer, m int) error {
+	err := e.Matmul(k, &engine.MatmulArgs{
 		Params: l.params(m),
 		X:      x, W: l.w, Scales: l.scales, Biases: l.biases, Bias: l.bias, Y: l.y,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("layer %s: %w", l.Name, err)
+		return fmt.Errorf("layer %s: %w", l.Name, err)
 	}
-	return l.y, nil
+	return nil
 }
 
 // Forward computes y = x·dequant(W)^T + bias for m rows of x (m·In values,

@@ -98,6 +98,20 @@ func TestPlanAndLayout(t *testing.T) {
 	require.NoError(t, err)
 	assert.InDeltaSlice(t, a, b, 1e-4)
 
+	// EncodeKernel runs another kernel on the same weights: qmm at M = 3
+	// agrees with the planned qmv; simd4 needs unpacked codes.
+	e := dev.NewEncoder()
+	require.NoError(t, dev.UploadFloat32(l.Input(), x))
+	require.NoError(t, l.EncodeKernel(e, engine.QMM, l.Input(), 3))
+	require.NoError(t, e.Commit())
+	c := make([]float32, 3*256)
+	require.NoError(t, dev.DownloadFloat32(c, l.Output()))
+	assert.InDeltaSlice(t, a, c, 1e-4)
+	err = l.EncodeKernel(dev.NewEncoder(), engine.SIMD4, l.Input(), 3)
+	assert.ErrorIs(t, err, engine.ErrArgs)
+	assert.ErrorContains(t, err, "kernel simd4 reads the codes layout, weights are packed")
+	assert.ErrorIs(t, l.EncodeKernel(dev.NewEncoder(), engine.QMM, l.Input(), 65), layers.ErrSeqLen)
+
 	_, err = layers.Load(dev, tinyLayer(t, "model.layers.0.self_attn.q_proj"), 8, layers.WithKernel(engine.SIMD4GS64))
 	assert.ErrorIs(t, err, engine.ErrArgs)
 	assert.ErrorContains(t, err, "simd4_gs64: group size 32, want [64]")
