@@ -7,8 +7,14 @@
 // kernel dispatches on an Encoder that submits them together on Commit.
 // Every dispatch is checked on the host first, whatever the backend, against
 // the Kernel catalog: the quantized matrix product kernels of the reference
-// design (per-element, tiled, simd, simd4, simd4_gs64, packed_simd4_b4) and
-// the unpack kernel that expands packed codes to bytes at load time.
+// design (per-element, tiled, simd, simd4, simd4_gs64, packed_simd4_b4), the
+// unpack kernel that expands packed codes to bytes at load time, and the
+// packed kernels qmv and qmm that read MLX's words of every format as
+// stored. x and y are F32, F16 or BF16 (Params.Act); a backend compiles one
+// Variant per kernel, format, activation dtype and scale dtype, and says
+// in which Precision it computes, which fixes its tolerance.
 //
-// Plan picks the kernel and the weight layout for a layer on a device.
+// Plan picks the kernel and the weight layout for a layer on a device: qmv
+// up to the device's measured Crossover M and qmm above it where both
+// exist, the reference design's rules elsewhere.
 package engine
