@@ -48,10 +48,47 @@ func scaleCode(dt quant.DType) (int, bool) {
 	return actCode(dt)
 }
 
+// Kernels of the backend's own, outside the engine's catalog: they are
+// compiled, cached and bundled like catalog variants, under kernel numbers
+// the catalog does not use, and run only inside the driver (the cuBLAS
+// path of QMM, cublas.go).
+const (
+	// kernelDequant expands packed weights into the activation dtype
+	// (dequant.cu); its variants are those of QMM with F16/BF16
+	// activations.
+	kernelDequant engine.Kernel = 240 + iota
+	// kernelBiasAdd adds the Linear bias to an output (bias_add.cu); it
+	// varies only with the activation dtype.
+	kernelBiasAdd
+)
+
+// internalKernels lists the backend's own kernels.
+var internalKernels = []engine.Kernel{kernelDequant, kernelBiasAdd}
+
+// familyName returns the name of a catalog or internal kernel: the base
+// name of its source file.
+func familyName(k engine.Kernel) string {
+	switch k {
+	case kernelDequant:
+		return "dequant"
+	case kernelBiasAdd:
+		return "bias_add"
+	}
+	return k.String()
+}
+
 // VariantDefines returns the preamble macros of kernel variant v: the
 // quantization mode, bits and group size, and the codes of the activation
-// and scale dtypes. For unpack only the bits are set.
+// and scale dtypes. For unpack only the bits are set, for bias_add only
+// the activation dtype.
 func VariantDefines(v engine.Variant) (Defines, error) {
+	if v.Kernel == kernelBiasAdd {
+		act, ok := actCode(v.Act)
+		if !ok {
+			return Defines{}, fmt.Errorf("%w: bias_add: activation dtype %v, want F32, F16 or BF16", engine.ErrArgs, v.Act)
+		}
+		return Defines{Act: act}, nil
+	}
 	if v.Kernel == engine.Unpack {
 		if v.Bits < 1 || v.Bits > 8 {
 			return Defines{}, fmt.Errorf("%w: unpack of %d bits", engine.ErrArgs, v.Bits)
@@ -95,12 +132,12 @@ func CompileUnit(v engine.Variant) (Unit, error) {
 	if err != nil {
 		return Unit{}, err
 	}
-	file := v.Kernel.String() + ".cu"
+	file := familyName(v.Kernel) + ".cu"
 	text, err := shaders.CUDASource(file)
 	if err != nil {
 		return Unit{}, fmt.Errorf("source of %v: %w", v, err)
 	}
-	name := fmt.Sprintf("%s/mode=%d,bits=%d,group=%d,act=%d,scale=%d", v.Kernel, defs.Mode, defs.Bits, defs.Group, defs.Act, defs.Scale)
+	name := fmt.Sprintf("%s/mode=%d,bits=%d,group=%d,act=%d,scale=%d", familyName(v.Kernel), defs.Mode, defs.Bits, defs.Group, defs.Act, defs.Scale)
 	return Unit{File: file, Name: name, Source: defs.Preamble(file) + text}, nil
 }
 
@@ -121,6 +158,21 @@ func formats() []quant.Format {
 // variantsOf lists every variant of kernel k the engine can ask for.
 func variantsOf(k engine.Kernel) []engine.Variant {
 	var out []engine.Variant
+	switch k {
+	case kernelBiasAdd:
+		for _, act := range cublasActs {
+			out = append(out, engine.Variant{Kernel: k, Act: act})
+		}
+		return out
+	case kernelDequant:
+		for _, v := range variantsOf(engine.QMM) {
+			if slices.Contains(cublasActs, v.Act) {
+				v.Kernel = k
+				out = append(out, v)
+			}
+		}
+		return out
+	}
 	if k == engine.Unpack {
 		for _, bits := range []int{2, 3, 4, 5, 6, 8} {
 			out = append(out, engine.Variant{Kernel: k, Format: quant.Format{Bits: bits}})
@@ -158,10 +210,15 @@ func advertised() []engine.Kernel {
 }
 
 // BundleVariants lists every variant of every kernel the backend
-// advertises: the compile units the embedded PTX bundle must hold.
+// advertises, and of the backend's own kernels (dequant and bias_add,
+// under kernel numbers outside the catalog): the compile units the
+// embedded PTX bundle must hold.
 func BundleVariants() []engine.Variant {
 	var out []engine.Variant
 	for _, k := range advertised() {
+		out = append(out, variantsOf(k)...)
+	}
+	for _, k := range internalKernels {
 		out = append(out, variantsOf(k)...)
 	}
 	return out

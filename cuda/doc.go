@@ -28,7 +28,8 @@
 // Each engine.Variant is one compile unit: a preamble of #defines
 // (MLXQ_MODE, MLXQ_BITS, MLXQ_GROUP, MLXQ_ACT, MLXQ_SCALE) and the kernel
 // family's source from package shaders, with common.cuh passed as an NVRTC
-// header. NVRTC compiles it to a CUBIN for the device's exact
+// header; the backend's own dequant and bias_add kernels (below) are
+// compiled the same way. NVRTC compiles it to a CUBIN for the device's exact
 // architecture. Where NVRTC is missing, or MLXQ_CUDA_PTX=1, the backend
 // loads PTX embedded in the binary (shaders/cuda/ptx.bundle, made from
 // the same sources by go run ./cuda/internal/ptxgen) and JIT-compiles it
@@ -39,11 +40,43 @@
 // MLXQ_CUDA_CACHE=off disables the cache. Launch geometry is in
 // geometry.go.
 //
+// # QMM through cuBLAS
+//
+// QMM has a second implementation inside the driver, for large M: the
+// packed weight is dequantized (every mode, width and group size, each
+// weight computed in float32 and rounded once to the activation dtype) by
+// the backend's own dequant kernel into a scratch buffer of the
+// activation dtype, [rows, K] row-major, a chunk of rows at a time (64 MiB
+// of scratch by default, allocated on first use, grown when needed, freed
+// on Close); each chunk is multiplied by one cublasGemmEx on the driver's
+// stream (column-major: C = y^T, m = rows, n = M, k = K, op(A) = T on the
+// chunk, lda = ldb = K, ldc = N, CUBLAS_COMPUTE_32F, output in the
+// activation dtype); then the bias_add kernel adds the optional Linear
+// bias (y is rounded once by the GEMM and once after the bias). The
+// precision is that of the activation dtype, as for the own kernel.
+//
+// The rule: a QMM dispatch with F16 or BF16 activations runs through
+// cuBLAS when the path is enabled, cuBLAS is loaded and M >= cublasMinM
+// (default 512); everything else runs the own kernels. The path is off by
+// default, since it has not been measured yet: MLXQ_CUDA_CUBLAS=on (or
+// Driver.SetCUBLAS) enables it, and the default, on or off, and
+// cublasMinM will be set from the benchmark (bench/cudabench times QMM
+// both ways, kernels "qmm" and "qmm+cublas"). cuBLAS is loaded with
+// purego only when the path is enabled (libcublas.so.13, .12 or
+// libcublas.so, from the library path, the CUDA toolkit under $CUDA_HOME,
+// $CUDA_PATH or /usr/local/cuda, or pip's nvidia wheels); its handle is
+// created on the driver's thread, in the primary context, bound to the
+// driver's stream with a 32 MiB workspace of the driver's. Without cuBLAS
+// the path stays off and Driver.CUBLAS says why.
+//
 // # Environment
 //
-//	MLXQ_CUDA_DEVICE  device ordinal (default 0)
-//	MLXQ_CUDA_PTX     1: load the embedded PTX even where NVRTC exists
-//	MLXQ_CUDA_CACHE   off: no on-disk kernel cache
+//	MLXQ_CUDA_DEVICE           device ordinal (default 0)
+//	MLXQ_CUDA_PTX              1: load the embedded PTX even where NVRTC exists
+//	MLXQ_CUDA_CACHE            off: no on-disk kernel cache
+//	MLXQ_CUDA_CUBLAS           on: QMM of F16/BF16 activations at large M through cuBLAS (default off)
+//	MLXQ_CUDA_CUBLAS_MIN_M     the smallest M of that path (default 512)
+//	MLXQ_CUDA_CUBLAS_CHUNK_MB  MiB of dequantized weight per GEMM (default 64)
 //
 // # Timing
 //

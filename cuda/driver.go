@@ -58,6 +58,7 @@ type Driver struct {
 	maxThreads    int
 
 	kernels []engine.Kernel
+	gemm    *cublasPath // the cuBLAS path of QMM
 
 	// Owned by the executor's goroutine.
 	staging *staging
@@ -74,6 +75,7 @@ type config struct {
 	device   int
 	forcePTX bool
 	cacheDir string // empty: no cache
+	cublas   cublasConfig
 }
 
 func configFromEnv() (config, error) {
@@ -90,6 +92,11 @@ func configFromEnv() (config, error) {
 	default:
 		c.forcePTX = true
 	}
+	blas, err := cublasConfigFromEnv()
+	if err != nil {
+		return c, err
+	}
+	c.cublas = blas
 	switch strings.ToLower(strings.TrimSpace(os.Getenv(EnvCache))) {
 	case "off", "0", "false", "none":
 	default:
@@ -135,6 +142,11 @@ func open(cu *cuAPI, loadRTC func() (*nvrtcAPI, error), cfg config) (*Driver, er
 		d.rtc = rtc
 	}
 	d.kernels = advertised()
+	d.gemm = newCUBLASPath(cfg.cublas)
+	if cfg.cublas.on {
+		// Without cuBLAS the path stays off and CUBLAS says why.
+		_ = d.SetCUBLAS(true)
+	}
 	return d, nil
 }
 
@@ -387,6 +399,7 @@ func (d *Driver) Close() error {
 		var errs []error
 		errs = append(errs, cu.check("cuStreamSynchronize", cu.cuStreamSynchronize(d.stream)))
 		errs = append(errs, d.staging.release())
+		errs = append(errs, d.gemm.release(d))
 		for _, m := range mods {
 			errs = append(errs, cu.check("cuModuleUnload", cu.cuModuleUnload(m.handle)))
 		}

@@ -1,6 +1,8 @@
 package cuda
 
 import (
+	"slices"
+
 	"github.com/mlxq/mlxq/engine"
 	"github.com/mlxq/mlxq/quant"
 )
@@ -28,6 +30,12 @@ const (
 	// qmm: dynamic shared memory, two stages of a 128-row x tile and a
 	// 128-row W tile of 36 words per row.
 	qmmShared = 2 * 2 * qmmTile * 36 * 4
+)
+
+// Block sizes of the backend's own kernels (dequant.cu, bias_add.cu).
+const (
+	dequantBlock = 256 // dequant: threads per block, one chunk of 32 codes each
+	biasBlock    = 256 // bias_add: threads per block, one column each
 )
 
 // qmvRows is the number of weight rows each qmv warp owns with f32
@@ -66,6 +74,33 @@ func geometry(v engine.Variant) (launchSpec, bool) {
 				return [3]uint32{ceilDiv(p.N*p.K/unpackPer, unpackBlk), 1, 1}
 			},
 			block: [3]uint32{unpackBlk, 1, 1},
+		}, true
+	}
+	switch v.Kernel {
+	case kernelBiasAdd:
+		if !slices.Contains(cublasActs, v.Act) {
+			return launchSpec{}, false
+		}
+		return launchSpec{
+			grid: func(p engine.Params) [3]uint32 {
+				return [3]uint32{ceilDiv(p.N, biasBlock), uint32(min(max(p.M, 1), 65535)), 1}
+			},
+			block: [3]uint32{biasBlock, 1, 1},
+		}, true
+	case kernelDequant:
+		if !slices.Contains(cublasActs, v.Act) {
+			return launchSpec{}, false
+		}
+		v.Kernel = engine.QMM // the formats and scale dtypes of QMM
+		if _, ok := geometry(v); !ok {
+			return launchSpec{}, false
+		}
+		return launchSpec{
+			// p.N is the chunk's rows; one thread per chunk of 32 codes.
+			grid: func(p engine.Params) [3]uint32 {
+				return [3]uint32{ceilDiv(p.N*((p.K+31)/32), dequantBlock), 1, 1}
+			},
+			block: [3]uint32{dequantBlock, 1, 1},
 		}, true
 	}
 	if v.Kernel.Accepts(v.Format) != nil {

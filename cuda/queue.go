@@ -26,6 +26,9 @@ type op struct {
 
 	dst  uint64
 	data []byte
+
+	// gemm, where set, is a QMM through the cuBLAS path (cublas.go).
+	gemm *gemmOp
 }
 
 // queue records launches and writes, and runs them in order on the
@@ -72,7 +75,11 @@ func (q *queue) kernelOf(c engine.Compiled) (*kernel, error) {
 }
 
 // launch builds the launch of k for p.
-func (q *queue) launch(k *kernel, p engine.Params) (op, error) {
+func (q *queue) launch(k *kernel, p engine.Params) (op, error) { return q.d.launchOf(k, p) }
+
+// launchOf builds the launch of k for p, checked against the device's
+// limits.
+func (d *Driver) launchOf(k *kernel, p engine.Params) (op, error) {
 	o := op{k: k, grid: k.spec.grid(p), block: k.spec.block}
 	if k.spec.shared != nil {
 		o.shared = k.spec.shared(p)
@@ -84,11 +91,11 @@ func (q *queue) launch(k *kernel, p engine.Params) (op, error) {
 		}
 		threads *= uint64(o.block[i])
 	}
-	if q.d.maxThreads > 0 && threads > uint64(q.d.maxThreads) {
-		return o, fmt.Errorf("%v: block %v has %d threads, the device takes %d", k.variant, o.block, threads, q.d.maxThreads)
+	if d.maxThreads > 0 && threads > uint64(d.maxThreads) {
+		return o, fmt.Errorf("%v: block %v has %d threads, the device takes %d", k.variant, o.block, threads, d.maxThreads)
 	}
-	if o.shared > defaultSharedLimit && int(o.shared) > q.d.maxShared {
-		return o, fmt.Errorf("%v: %d bytes of shared memory, the device allows %d", k.variant, o.shared, q.d.maxShared)
+	if o.shared > defaultSharedLimit && int(o.shared) > d.maxShared {
+		return o, fmt.Errorf("%v: %d bytes of shared memory, the device allows %d", k.variant, o.shared, d.maxShared)
 	}
 	return o, nil
 }
@@ -104,11 +111,18 @@ func (o *op) add(vs ...uint64) {
 func i32(n int) uint64 { return uint64(uint32(int32(n))) }
 
 // Matmul records a matrix product launch with the ABI's parameters
-// (x, w, scales, biases, bias, y, M, N, K).
+// (x, w, scales, biases, bias, y, M, N, K), or, where the cuBLAS path
+// takes the product (cublas.go), its dequant, GEMM and bias steps.
 func (q *queue) Matmul(c engine.Compiled, a *engine.MatmulArgs) error {
 	k, err := q.kernelOf(c)
 	if err != nil {
 		return err
+	}
+	if g, err := q.d.gemmFor(k, a); err != nil {
+		return err
+	} else if g != nil {
+		q.ops = append(q.ops, op{gemm: g})
+		return nil
 	}
 	o, err := q.launch(k, a.Params)
 	if err != nil {
@@ -177,24 +191,40 @@ func (d *Driver) run(ops []op) error {
 	}
 	for i := range ops {
 		o := &ops[i]
+		if o.gemm != nil {
+			if err := d.runGEMM(o.gemm, &slots, &ptrs); err != nil {
+				return err
+			}
+			continue
+		}
 		if o.k == nil {
 			if err := d.staging.upload(o.dst, o.data); err != nil {
 				return err
 			}
 			continue
 		}
-		m := o.k.mod
-		if o.shared > defaultSharedLimit && o.shared > m.shared {
-			if err := d.cu.check("cuFuncSetAttribute", d.cu.cuFuncSetAttribute(m.fn, funcAttrMaxDynamicShared, int32(o.shared))); err != nil {
-				return fmt.Errorf("%v: %w", o.k.variant, err)
-			}
-			m.shared = o.shared
+		if err := d.launchKernel(o, &slots, &ptrs); err != nil {
+			return err
 		}
-		copy(slots[:], o.params[:o.nparam])
-		code := d.cu.cuLaunchKernel(m.fn, o.grid[0], o.grid[1], o.grid[2], o.block[0], o.block[1], o.block[2], o.shared, d.stream, &ptrs[0], nil)
-		if err := d.cu.check("cuLaunchKernel", code); err != nil {
-			return fmt.Errorf("%v (grid %v, block %v, %d bytes shared): %w", o.k.variant, o.grid, o.block, o.shared, err)
+	}
+	return nil
+}
+
+// launchKernel issues the kernel launch o on the stream, its parameters
+// copied into slots, which ptrs point at (pinned by the caller). It runs
+// on the executor.
+func (d *Driver) launchKernel(o *op, slots *[maxParams]uint64, ptrs *[maxParams]unsafe.Pointer) error {
+	m := o.k.mod
+	if o.shared > defaultSharedLimit && o.shared > m.shared {
+		if err := d.cu.check("cuFuncSetAttribute", d.cu.cuFuncSetAttribute(m.fn, funcAttrMaxDynamicShared, int32(o.shared))); err != nil {
+			return fmt.Errorf("%v: %w", o.k.variant, err)
 		}
+		m.shared = o.shared
+	}
+	copy(slots[:], o.params[:o.nparam])
+	code := d.cu.cuLaunchKernel(m.fn, o.grid[0], o.grid[1], o.grid[2], o.block[0], o.block[1], o.block[2], o.shared, d.stream, &ptrs[0], nil)
+	if err := d.cu.check("cuLaunchKernel", code); err != nil {
+		return fmt.Errorf("%v (grid %v, block %v, %d bytes shared): %w", o.k.variant, o.grid, o.block, o.shared, err)
 	}
 	return nil
 }

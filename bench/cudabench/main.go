@@ -5,7 +5,11 @@
 // cache several times. It also times the embedded model's seven layers
 // recorded in one commit, the cost of launching at decode. It prints one
 // JSON object per line; bench/cuda.sh merges them with the PyTorch peers
-// of bench/cuda_peer.py into one table.
+// of bench/cuda_peer.py into one table. Every QMM figure of bf16
+// activations is timed twice: with the backend's own kernel (kernel "qmm")
+// and through the backend's dequant + cuBLAS path (kernel "qmm+cublas",
+// whatever M; the driver's default rule takes that path only when
+// MLXQ_CUDA_CUBLAS=on and M >= its threshold).
 //
 // Usage: cudabench [-quick] [-footprint MB]
 package main
@@ -21,7 +25,7 @@ import (
 	"time"
 
 	"github.com/mlxq/mlxq"
-	_ "github.com/mlxq/mlxq/cuda"
+	"github.com/mlxq/mlxq/cuda"
 	"github.com/mlxq/mlxq/engine"
 	"github.com/mlxq/mlxq/layers"
 	"github.com/mlxq/mlxq/loader"
@@ -71,6 +75,7 @@ type row struct {
 	TBps    float64 `json:"tbps,omitempty"`
 	TFLOPs  float64 `json:"tflops,omitempty"`
 	Layers  int     `json:"layers,omitempty"`
+	Path    string  `json:"path,omitempty"`
 	Note    string  `json:"note,omitempty"`
 }
 
@@ -89,16 +94,29 @@ func main() {
 	}
 }
 
+// drv is the CUDA driver under dev, which switches the cuBLAS path.
+var drv *cuda.Driver
+
 func run(quick bool, footprint int) error {
-	dev, err := engine.Open("cuda")
+	d, err := cuda.Open()
 	if err != nil {
 		return err
 	}
+	drv = d
+	dev := engine.NewDevice(cuda.Name, d)
 	defer dev.Close()
 	if dev.Timer() == nil {
 		return errors.New("the cuda device has no event timer")
 	}
 	emit(row{Kind: "device", Note: dev.Name()})
+	// The own kernels first; the cuBLAS path only where asked for.
+	if err := drv.SetCUBLAS(false); err != nil {
+		return err
+	}
+	blas := drv.SetCUBLAS(true)
+	_ = drv.SetCUBLAS(false)
+	emit(row{Kind: "cublas_path", Note: drv.CUBLAS()})
+	cublasOK = blas == nil
 	if err := chain(dev); err != nil {
 		return fmt.Errorf("chain: %w", err)
 	}
@@ -130,6 +148,9 @@ func randomMatrix(c layerCase) *quant.Matrix {
 	}
 	return m
 }
+
+// cublasOK says whether the cuBLAS path of QMM can be timed.
+var cublasOK bool
 
 var (
 	ms      = []int{1, 4, 16, 64, 512, 4096}
@@ -182,15 +203,25 @@ func layer(dev *engine.Device, c layerCase, footprint int) error {
 				kernels = []engine.Kernel{engine.QMV, engine.QMM}
 			}
 			for _, k := range kernels {
-				us, err := timeLayers(dev, ls, k, m)
-				if err != nil {
-					closeAll()
-					return fmt.Errorf("%v M=%d %v: %w", dt, m, k, err)
+				paths := []bool{false}
+				if k == engine.QMM && dt == quant.BF16 && cublasOK {
+					paths = append(paths, true)
 				}
-				read := weightBytes + m*c.k*dt.Size()
-				emit(row{Kind: "mlxq", N: c.n, K: c.k, Bits: c.bits, GS: c.gs, DType: dtypeName(dt), M: m, Kernel: k.String(),
-					Planned: k == plan.Kernel, Copies: copies, US: us, Bytes: read,
-					TBps: float64(read) / us / 1e6, TFLOPs: 2 * float64(m) * float64(c.n) * float64(c.k) / us / 1e6})
+				for _, viaBLAS := range paths {
+					us, err := timePath(dev, ls, k, m, viaBLAS)
+					if err != nil {
+						closeAll()
+						return fmt.Errorf("%v M=%d %v (cuBLAS %v): %w", dt, m, k, viaBLAS, err)
+					}
+					read := weightBytes + m*c.k*dt.Size()
+					name, path := k.String(), "own"
+					if viaBLAS {
+						name, path = name+"+cublas", "dequant+cublas"
+					}
+					emit(row{Kind: "mlxq", N: c.n, K: c.k, Bits: c.bits, GS: c.gs, DType: dtypeName(dt), M: m, Kernel: name,
+						Planned: k == plan.Kernel && !viaBLAS, Copies: copies, US: us, Bytes: read, Path: path,
+						TBps: float64(read) / us / 1e6, TFLOPs: 2 * float64(m) * float64(c.n) * float64(c.k) / us / 1e6})
+				}
 			}
 		}
 		closeAll()
@@ -203,6 +234,20 @@ func dtypeName(dt quant.DType) string {
 		return "bfloat16"
 	}
 	return "float32"
+}
+
+// timePath times kernel k as timeLayers does, with the driver's cuBLAS
+// path of QMM on (at every M) or off.
+func timePath(dev *engine.Device, ls []*layers.QuantLinear, k engine.Kernel, m int, viaBLAS bool) (float64, error) {
+	if !viaBLAS {
+		return timeLayers(dev, ls, k, m)
+	}
+	if err := drv.SetCUBLAS(true); err != nil {
+		return 0, err
+	}
+	drv.SetCUBLASMinM(1)
+	defer drv.SetCUBLAS(false)
+	return timeLayers(dev, ls, k, m)
 }
 
 // timeLayers returns the device time in µs of one product of m rows with
