@@ -19,6 +19,7 @@ import (
 
 	_ "github.com/mlxq/mlxq/cpu"
 	_ "github.com/mlxq/mlxq/cuda"
+	_ "github.com/mlxq/mlxq/metal"
 )
 
 func main() {
