@@ -141,20 +141,6 @@ func CompileUnit(v engine.Variant) (Unit, error) {
 	return Unit{File: file, Name: name, Source: defs.Preamble(file) + text}, nil
 }
 
-// formats lists every format MLX supports.
-func formats() []quant.Format {
-	var out []quant.Format
-	for _, bits := range []int{2, 3, 4, 5, 6, 8} {
-		for _, gs := range []int{32, 64, 128} {
-			out = append(out, quant.Format{Mode: quant.Affine, Bits: bits, GroupSize: gs})
-		}
-	}
-	for _, m := range []quant.Mode{quant.MXFP4, quant.MXFP8, quant.NVFP4} {
-		out = append(out, quant.DefaultFormat(m))
-	}
-	return out
-}
-
 // variantsOf lists every variant of kernel k the engine can ask for.
 func variantsOf(k engine.Kernel) []engine.Variant {
 	var out []engine.Variant
@@ -173,27 +159,7 @@ func variantsOf(k engine.Kernel) []engine.Variant {
 		}
 		return out
 	}
-	if k == engine.Unpack {
-		for _, bits := range []int{2, 3, 4, 5, 6, 8} {
-			out = append(out, engine.Variant{Kernel: k, Format: quant.Format{Bits: bits}})
-		}
-		return out
-	}
-	for _, f := range formats() {
-		if k.Accepts(f) != nil {
-			continue
-		}
-		scales := []quant.DType{quant.U8}
-		if f.Mode == quant.Affine {
-			scales = []quant.DType{quant.F32, quant.F16, quant.BF16}
-		}
-		for _, act := range engine.ActDTypes() {
-			for _, st := range scales {
-				out = append(out, engine.Variant{Kernel: k, Format: f, Act: act, Scale: st})
-			}
-		}
-	}
-	return out
+	return k.Variants()
 }
 
 // advertised lists the catalog kernels that have a launch geometry for

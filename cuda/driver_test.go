@@ -226,7 +226,7 @@ func TestVariants(t *testing.T) {
 			assert.True(t, seen[a.Variant()])
 			continue
 		}
-		for _, f := range formats() {
+		for _, f := range quant.Formats() {
 			if k.Accepts(f) != nil {
 				continue
 			}

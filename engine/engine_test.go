@@ -419,3 +419,29 @@ func TestPrecision(t *testing.T) {
 	assert.ErrorIs(t, err, ErrArgs)
 	assert.ErrorContains(t, err, `activation dtype "f64", want f32, f16 or bf16`)
 }
+
+// Every kernel's variants are exactly the formats it accepts × activation
+// dtypes × the scale dtypes of the format; unpack varies with the width.
+func TestVariants(t *testing.T) {
+	want := map[Kernel]int{
+		PerElement: 18*3*3 + 3*3, QMV: 18*3*3 + 3*3, QMM: 18*3*3 + 3*3,
+		Tiled: 6 * 3 * 3, SIMD: 6 * 3 * 3, SIMD4: 6 * 3 * 3, SIMD4GS64: 6 * 3 * 3, PackedSIMD4B4: 3 * 3, Unpack: 6,
+	}
+	total := 0
+	for _, k := range Kernels() {
+		vs := k.Variants()
+		assert.Len(t, vs, want[k], "%v", k)
+		total += len(vs)
+		for _, v := range vs {
+			assert.Equal(t, k, v.Kernel)
+			if k == Unpack {
+				continue
+			}
+			assert.NoError(t, k.Accepts(v.Format), "%v", v)
+			assert.True(t, v.Format.ScaleDTypeOK(v.Scale), "%v", v)
+			assert.Contains(t, ActDTypes(), v.Act, "%v", v)
+		}
+	}
+	assert.Equal(t, 744, total, "the compile units of a backend with the whole catalog")
+	assert.Len(t, quant.Formats(), 21)
+}

@@ -167,6 +167,35 @@ func (v Variant) String() string {
 	return fmt.Sprintf("%s %v, %v x, %v scales", v.Kernel, v.Format, v.Act, v.Scale)
 }
 
+// Variants returns every variant of kernel k a backend may be asked to
+// compile: each format k accepts, with each activation dtype and each
+// dtype the format stores scales in (F32, F16 and BF16 for affine, U8 for
+// the floating-point modes); for Unpack, each bit width.
+func (k Kernel) Variants() []Variant {
+	var out []Variant
+	if k == Unpack {
+		for _, bits := range []int{2, 3, 4, 5, 6, 8} {
+			out = append(out, Variant{Kernel: k, Format: quant.Format{Bits: bits}})
+		}
+		return out
+	}
+	for _, f := range quant.Formats() {
+		if k.Accepts(f) != nil {
+			continue
+		}
+		scales := []quant.DType{quant.U8}
+		if f.Mode == quant.Affine {
+			scales = []quant.DType{quant.F32, quant.F16, quant.BF16}
+		}
+		for _, act := range ActDTypes() {
+			for _, st := range scales {
+				out = append(out, Variant{Kernel: k, Format: f, Act: act, Scale: st})
+			}
+		}
+	}
+	return out
+}
+
 // Accepts reports whether the kernel takes weights of format f, and if not,
 // why.
 func (k Kernel) Accepts(f quant.Format) error {

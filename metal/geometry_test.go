@@ -17,7 +17,7 @@ import (
 func TestGeometryCoversEveryVariant(t *testing.T) {
 	require.ElementsMatch(t, engine.Kernels(), Kernels(), "the backend implements the whole catalog")
 	for _, k := range engine.Kernels() {
-		vs := variantsOf(k)
+		vs := k.Variants()
 		require.NotEmpty(t, vs, k)
 		for _, v := range vs {
 			s, ok := Geometry(v)
@@ -91,7 +91,7 @@ func TestBindingsMatchSources(t *testing.T) {
 	for _, k := range engine.Kernels() {
 		src, err := shaders.MetalSource(k.String() + ".metal")
 		require.NoError(t, err)
-		v := variantsOf(k)[0]
+		v := k.Variants()[0]
 		s, _ := Geometry(v)
 		if k == engine.Unpack {
 			assert.Equal(t, UnpackBindings, bindings(src), k)

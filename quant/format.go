@@ -62,6 +62,21 @@ func DefaultFormat(m Mode) Format {
 	return Format{Affine, 4, 64}
 }
 
+// Formats returns every format MLX supports: affine bits 2, 3, 4, 5, 6 and
+// 8 with group sizes 32, 64 and 128, then mxfp4, mxfp8 and nvfp4.
+func Formats() []Format {
+	var out []Format
+	for _, bits := range []int{2, 3, 4, 5, 6, 8} {
+		for _, gs := range []int{32, 64, 128} {
+			out = append(out, Format{Mode: Affine, Bits: bits, GroupSize: gs})
+		}
+	}
+	for _, m := range []Mode{MXFP4, MXFP8, NVFP4} {
+		out = append(out, DefaultFormat(m))
+	}
+	return out
+}
+
 // ParseFormat builds the format of a mode name (empty means affine), bits
 // and group size, zero values taking the mode's defaults, and validates it.
 func ParseFormat(mode string, bits, groupSize int) (Format, error) {

@@ -31,20 +31,8 @@ type Shape struct{ M, N, K int }
 // not a power of two, and a decode-sized row.
 var Shapes = []Shape{{7, 13, 96}, {7, 13, 128}, {23, 47, 128}, {17, 50, 96}, {17, 50, 384}, {1, 64, 1024}, {5, 33, 256}}
 
-// Formats returns every supported format: affine bits 2-8 with group sizes
-// 32, 64 and 128, and the floating-point modes.
-func Formats() []quant.Format {
-	var out []quant.Format
-	for _, bits := range []int{2, 3, 4, 5, 6, 8} {
-		for _, gs := range []int{32, 64, 128} {
-			out = append(out, quant.Format{Mode: quant.Affine, Bits: bits, GroupSize: gs})
-		}
-	}
-	for _, m := range []quant.Mode{quant.MXFP4, quant.MXFP8, quant.NVFP4} {
-		out = append(out, quant.DefaultFormat(m))
-	}
-	return out
-}
+// Formats returns every supported format (quant.Formats).
+func Formats() []quant.Format { return quant.Formats() }
 
 // Layer is a quantized layer with its device buffers.
 type Layer struct {
