@@ -305,7 +305,7 @@ func (d *Driver) keep(key string, m *module) *module {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if old, ok := d.modules[key]; ok {
-		d.exec.do(func() error { return d.cu.check("cuModuleUnload", d.cu.cuModuleUnload(m.handle)) })
+		d.exec.Do(func() error { return d.cu.check("cuModuleUnload", d.cu.cuModuleUnload(m.handle)) })
 		return old
 	}
 	d.modules[key] = m

@@ -10,6 +10,7 @@ import (
 	"sync"
 
 	"github.com/mlxq/mlxq/engine"
+	"github.com/mlxq/mlxq/internal/osthread"
 	"github.com/mlxq/mlxq/quant"
 )
 
@@ -42,7 +43,7 @@ type Driver struct {
 	cu     *cuAPI
 	rtc    *nvrtcAPI // nil when kernels come from the embedded PTX
 	rtcWhy string    // why rtc is nil
-	exec   *executor
+	exec   *osthread.Thread
 	cache  *diskCache
 
 	ordinal       int
@@ -129,7 +130,7 @@ func open(cu *cuAPI, loadRTC func() (*nvrtcAPI, error), cfg config) (*Driver, er
 	if cfg.cacheDir != "" {
 		d.cache = &diskCache{dir: cfg.cacheDir}
 	}
-	exec, err := newExecutor(d.init)
+	exec, err := osthread.Start("cuda", d.init, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -268,7 +269,10 @@ func (d *Driver) do(f func() error) error {
 	if closed {
 		return errClosed
 	}
-	return d.exec.do(f)
+	if err := d.exec.Do(f); !errors.Is(err, osthread.ErrStopped) {
+		return err
+	}
+	return errClosed
 }
 
 // memory is one device allocation.
@@ -325,7 +329,7 @@ func (d *Driver) Free(mem engine.Memory) {
 	if !live || closed {
 		return
 	}
-	d.exec.do(func() error { return d.cu.check("cuMemFree_v2", d.cu.cuMemFree(m.ptr)) })
+	d.exec.Do(func() error { return d.cu.check("cuMemFree_v2", d.cu.cuMemFree(m.ptr)) })
 }
 
 func (d *Driver) memoryOf(mem engine.Memory) (*memory, error) {
@@ -395,7 +399,7 @@ func (d *Driver) Close() error {
 	d.modules, d.allocs = map[string]*module{}, map[*memory]struct{}{}
 	d.mu.Unlock()
 	cu := d.cu
-	err := d.exec.do(func() error {
+	err := d.exec.Do(func() error {
 		var errs []error
 		errs = append(errs, cu.check("cuStreamSynchronize", cu.cuStreamSynchronize(d.stream)))
 		errs = append(errs, d.staging.release())
@@ -410,6 +414,6 @@ func (d *Driver) Close() error {
 		errs = append(errs, cu.check("cuDevicePrimaryCtxRelease_v2", cu.cuDevicePrimaryCtxRelease(d.dev)))
 		return errors.Join(errs...)
 	})
-	d.exec.stop()
+	d.exec.Stop()
 	return err
 }

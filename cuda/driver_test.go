@@ -499,7 +499,7 @@ func TestLaunchChecks(t *testing.T) {
 	k.mod.fn = 42
 	o, err := q.launch(k, engine.Params{})
 	require.NoError(t, err)
-	require.NoError(t, d.exec.do(func() error { return d.run([]op{o, o}) }))
+	require.NoError(t, d.exec.Do(func() error { return d.run([]op{o, o}) }))
 	assert.Equal(t, int32(100<<10), f.funcAttr[42])
 	assert.Equal(t, uint32(100<<10), k.mod.shared)
 }
@@ -549,19 +549,6 @@ func TestTimer(t *testing.T) {
 	_, err = d.Time(func() error { return boom }, 0, 1)
 	assert.ErrorIs(t, err, boom)
 	assert.Len(t, f.events, 2, "only the staging events remain")
-}
-
-func TestExecutorPanic(t *testing.T) {
-	e, err := newExecutor(func() error { return nil })
-	require.NoError(t, err)
-	err = e.do(func() error { panic("oops") })
-	assert.ErrorContains(t, err, "panic on the device thread: oops")
-	assert.NoError(t, e.do(func() error { return nil }))
-	e.stop()
-	assert.ErrorIs(t, e.do(func() error { return nil }), engine.ErrClosed)
-	e.stop()
-	_, err = newExecutor(func() error { return errors.New("init failed") })
-	assert.EqualError(t, err, "init failed")
 }
 
 func TestConcurrentUse(t *testing.T) {

@@ -47,7 +47,7 @@ func (d *Driver) Compile(v engine.Variant) (engine.Compiled, error) {
 		d.mu.Lock()
 		if old, ok := d.pipelines[u.Name]; ok {
 			d.mu.Unlock()
-			d.exec.do(func() error { release(p.pso); return nil })
+			d.exec.Do(func() error { release(p.pso); return nil })
 			p = old
 		} else {
 			d.pipelines[u.Name] = p

@@ -10,13 +10,14 @@ import (
 	"github.com/ebitengine/purego/objc"
 
 	"github.com/mlxq/mlxq/engine"
+	"github.com/mlxq/mlxq/internal/osthread"
 )
 
 // Driver is the Metal backend's engine.Driver: the system's default Metal
 // device and one command queue, driven from a single goroutine locked to
 // its OS thread. All methods are safe for concurrent use.
 type Driver struct {
-	exec *executor
+	exec *osthread.Thread
 
 	dev, queue objc.ID
 	name       string
@@ -48,7 +49,7 @@ func Open() (*Driver, error) {
 		return nil, fmt.Errorf("%w: %w", engine.ErrUnavailable, err)
 	}
 	d := &Driver{pipelines: map[string]*pipeline{}, allocs: map[*memory]struct{}{}}
-	exec, err := newExecutor(d.init)
+	exec, err := osthread.Start("metal", d.init, withPool)
 	if err != nil {
 		return nil, err
 	}
@@ -135,7 +136,10 @@ func (d *Driver) do(f func() error) error {
 	if closed {
 		return errClosed
 	}
-	return d.exec.do(f)
+	if err := d.exec.Do(f); !errors.Is(err, osthread.ErrStopped) {
+		return err
+	}
+	return errClosed
 }
 
 // memory is one buffer in shared storage.
@@ -191,7 +195,7 @@ func (d *Driver) Free(mem engine.Memory) {
 	if !live || closed {
 		return
 	}
-	d.exec.do(func() error { release(m.buf); return nil })
+	d.exec.Do(func() error { release(m.buf); return nil })
 }
 
 func (d *Driver) memoryOf(mem engine.Memory) (*memory, error) {
@@ -259,7 +263,7 @@ func (d *Driver) Close() error {
 	pipes, allocs := d.pipelines, d.allocs
 	d.pipelines, d.allocs = map[string]*pipeline{}, map[*memory]struct{}{}
 	d.mu.Unlock()
-	err := d.exec.do(func() error {
+	err := d.exec.Do(func() error {
 		for _, p := range pipes {
 			release(p.pso)
 		}
@@ -270,6 +274,6 @@ func (d *Driver) Close() error {
 		release(d.dev)
 		return nil
 	})
-	d.exec.stop()
+	d.exec.Stop()
 	return err
 }
