@@ -2,8 +2,10 @@ package engine
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"math"
+	"runtime"
 	"slices"
 	"sync"
 	"time"
@@ -80,13 +82,21 @@ type Device struct {
 	kernels []Kernel
 
 	mu       sync.Mutex
-	compiled map[Variant]Compiled
+	compiled map[Variant]*compiled
 	closed   bool
+}
+
+// compiled is a kernel variant compiled once: ready is closed when c and
+// err are set.
+type compiled struct {
+	ready chan struct{}
+	c     Compiled
+	err   error
 }
 
 // NewDevice wraps a driver; backends use it through Register.
 func NewDevice(backend string, drv Driver) *Device {
-	return &Device{backend: backend, drv: drv, kernels: drv.Kernels(), compiled: map[Variant]Compiled{}}
+	return &Device{backend: backend, drv: drv, kernels: drv.Kernels(), compiled: map[Variant]*compiled{}}
 }
 
 // Backend returns the name the backend registered, such as "cpu".
@@ -122,24 +132,66 @@ func (d *Device) Crossover(p Params) int {
 }
 
 // compile returns the compiled kernel variant, compiling it on first use.
+// Different variants compile at the same time; callers of one variant wait
+// for its first compilation, and a failed one is tried again next time.
 func (d *Device) compile(v Variant) (Compiled, error) {
 	d.mu.Lock()
-	defer d.mu.Unlock()
 	if d.closed {
+		d.mu.Unlock()
 		return nil, fmt.Errorf("%w: device %s", ErrClosed, d.backend)
 	}
-	if c, ok := d.compiled[v]; ok {
-		return c, nil
-	}
 	if !d.Supports(v.Kernel) {
+		d.mu.Unlock()
 		return nil, fmt.Errorf("%w: kernel %s on %s", ErrUnsupported, v.Kernel, d.backend)
 	}
-	c, err := d.drv.Compile(v)
-	if err != nil {
-		return nil, fmt.Errorf("%s: compiling %s: %w", d.backend, v, err)
+	if e, ok := d.compiled[v]; ok {
+		d.mu.Unlock()
+		<-e.ready
+		if e.err == nil {
+			return e.c, nil
+		}
+		return d.compile(v)
 	}
-	d.compiled[v] = c
-	return c, nil
+	e := &compiled{ready: make(chan struct{})}
+	d.compiled[v] = e
+	d.mu.Unlock()
+
+	e.c, e.err = d.drv.Compile(v)
+	if e.err != nil {
+		e.err = fmt.Errorf("%s: compiling %s: %w", d.backend, v, e.err)
+		d.mu.Lock()
+		delete(d.compiled, v)
+		d.mu.Unlock()
+	}
+	close(e.ready)
+	return e.c, e.err
+}
+
+// Prepare compiles kernel variants before their first dispatch, up to
+// GOMAXPROCS at a time, so that a backend that compiles at run time (CUDA,
+// Metal) does the work in parallel, once. Variants of kernels the device
+// lacks are skipped. It returns the failures, joined.
+func (d *Device) Prepare(vs []Variant) error {
+	work := make(chan Variant)
+	errs := make([]error, runtime.GOMAXPROCS(0))
+	var wg sync.WaitGroup
+	for i := range errs {
+		wg.Go(func() {
+			for v := range work {
+				if _, err := d.compile(v); err != nil {
+					errs[i] = errors.Join(errs[i], err)
+				}
+			}
+		})
+	}
+	for _, v := range vs {
+		if d.Supports(v.Kernel) {
+			work <- v
+		}
+	}
+	close(work)
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 func (d *Device) isClosed() bool {

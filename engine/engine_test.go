@@ -2,8 +2,11 @@ package engine
 
 import (
 	"errors"
+	"runtime"
 	"slices"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -444,4 +447,54 @@ func TestVariants(t *testing.T) {
 	}
 	assert.Equal(t, 744, total, "the compile units of a backend with the whole catalog")
 	assert.Len(t, quant.Formats(), 21)
+}
+
+// slowDriver compiles slowly, records how many compilations overlap, and
+// fails the variants of one kernel.
+type slowDriver struct {
+	*fakeDriver
+	mu           sync.Mutex
+	running, max int
+	counts       map[Variant]int
+	fail         Kernel
+}
+
+func (s *slowDriver) Compile(v Variant) (Compiled, error) {
+	s.mu.Lock()
+	s.running++
+	s.max = max(s.max, s.running)
+	s.counts[v]++
+	s.mu.Unlock()
+	time.Sleep(5 * time.Millisecond)
+	s.mu.Lock()
+	s.running--
+	s.mu.Unlock()
+	if v.Kernel == s.fail {
+		return nil, errors.New("no such instruction")
+	}
+	return v.Kernel, nil
+}
+
+// Prepare compiles variants in parallel, each once, skips the kernels the
+// device lacks and reports the failures; a failed variant is tried again.
+func TestPrepare(t *testing.T) {
+	drv := &slowDriver{fakeDriver: newFake(PerElement, QMV, QMM, Unpack), counts: map[Variant]int{}, fail: Unpack}
+	d := NewDevice("slow", drv)
+	vs := append(append(QMV.Variants(), QMM.Variants()...), append(SIMD4.Variants(), Unpack.Variants()[:2]...)...)
+	err := d.Prepare(vs)
+	assert.ErrorContains(t, err, "slow: compiling unpack 2-bit: no such instruction")
+	assert.ErrorContains(t, err, "slow: compiling unpack 3-bit: no such instruction")
+	assert.Len(t, drv.counts, len(QMV.Variants())+len(QMM.Variants())+2, "simd4 is not on the device")
+	for v, n := range drv.counts {
+		assert.Equal(t, 1, n, "%v", v)
+	}
+	if runtime.GOMAXPROCS(0) > 1 {
+		assert.Greater(t, drv.max, 1, "compilations overlap")
+	}
+	// Compiled variants are cached; failed ones are compiled again.
+	require.NoError(t, d.Prepare(QMV.Variants()[:3]))
+	assert.Equal(t, 1, drv.counts[QMV.Variants()[0]])
+	_, err = d.compile(Unpack.Variants()[0])
+	assert.Error(t, err)
+	assert.Equal(t, 2, drv.counts[Unpack.Variants()[0]])
 }

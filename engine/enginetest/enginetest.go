@@ -13,6 +13,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -178,8 +179,16 @@ func scaleTypeFor(f quant.Format, i int) quant.DType {
 	return []quant.DType{quant.F32, quant.F16, quant.BF16}[i%3]
 }
 
-// TestDevice runs the contract checks on dev.
+// TestDevice runs the contract checks on dev, after compiling every
+// variant of its kernels in parallel (engine.Device.Prepare).
 func TestDevice(t *testing.T, dev *engine.Device) {
+	start := time.Now()
+	var vs []engine.Variant
+	for _, k := range dev.Kernels() {
+		vs = append(vs, k.Variants()...)
+	}
+	require.NoError(t, dev.Prepare(vs))
+	t.Logf("%s: %d kernel variants ready in %v", dev.Name(), len(vs), time.Since(start).Round(time.Millisecond))
 	t.Run("Parity", func(t *testing.T) { testParity(t, dev) })
 	t.Run("PackedMatchesSeed", func(t *testing.T) { testPackedMatchesSeed(t, dev) })
 	t.Run("PackedMatchesSIMD4", func(t *testing.T) { testPackedMatchesSIMD4(t, dev) })
