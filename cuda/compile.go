@@ -16,7 +16,7 @@ import (
 
 	"github.com/mlxq/mlxq/cuda/internal/ptxbundle"
 	"github.com/mlxq/mlxq/engine"
-	"github.com/mlxq/mlxq/quant"
+	"github.com/mlxq/mlxq/internal/kernelabi"
 	"github.com/mlxq/mlxq/shaders"
 )
 
@@ -24,29 +24,7 @@ import (
 const commonHeader = "common.cuh"
 
 // Defines are the values of a compile unit's preamble macros.
-type Defines struct {
-	Mode, Bits, Group, Act, Scale int
-}
-
-// actCode and scaleCode are the preamble's dtype codes.
-func actCode(dt quant.DType) (int, bool) {
-	switch dt {
-	case quant.F32:
-		return 0, true
-	case quant.F16:
-		return 1, true
-	case quant.BF16:
-		return 2, true
-	}
-	return 0, false
-}
-
-func scaleCode(dt quant.DType) (int, bool) {
-	if dt == quant.U8 {
-		return 3, true
-	}
-	return actCode(dt)
-}
+type Defines = kernelabi.Defines
 
 // Kernels of the backend's own, outside the engine's catalog: they are
 // compiled, cached and bundled like catalog variants, under kernel numbers
@@ -83,35 +61,13 @@ func familyName(k engine.Kernel) string {
 // the activation dtype.
 func VariantDefines(v engine.Variant) (Defines, error) {
 	if v.Kernel == kernelBiasAdd {
-		act, ok := actCode(v.Act)
+		act, ok := kernelabi.ActCode(v.Act)
 		if !ok {
 			return Defines{}, fmt.Errorf("%w: bias_add: activation dtype %v, want F32, F16 or BF16", engine.ErrArgs, v.Act)
 		}
 		return Defines{Act: act}, nil
 	}
-	if v.Kernel == engine.Unpack {
-		if v.Bits < 1 || v.Bits > 8 {
-			return Defines{}, fmt.Errorf("%w: unpack of %d bits", engine.ErrArgs, v.Bits)
-		}
-		return Defines{Bits: v.Bits}, nil
-	}
-	act, ok := actCode(v.Act)
-	if !ok {
-		return Defines{}, fmt.Errorf("%w: %v: activation dtype %v, want F32, F16 or BF16", engine.ErrArgs, v, v.Act)
-	}
-	scale, ok := scaleCode(v.Scale)
-	if !ok {
-		return Defines{}, fmt.Errorf("%w: %v: scale dtype %v, want F32, F16, BF16 or U8", engine.ErrArgs, v, v.Scale)
-	}
-	return Defines{Mode: int(v.Mode), Bits: v.Bits, Group: v.GroupSize, Act: act, Scale: scale}, nil
-}
-
-// Preamble returns the lines that precede the kernel source in a compile
-// unit: one #define per macro, then a #line directive so that compiler
-// messages point into the source file.
-func (d Defines) Preamble(file string) string {
-	return fmt.Sprintf("#define MLXQ_MODE %d\n#define MLXQ_BITS %d\n#define MLXQ_GROUP %d\n#define MLXQ_ACT %d\n#define MLXQ_SCALE %d\n#line 1 %q\n",
-		d.Mode, d.Bits, d.Group, d.Act, d.Scale, file)
+	return kernelabi.Of(v)
 }
 
 // Unit is one compile unit: a kernel family's source with a preamble.
@@ -137,8 +93,7 @@ func CompileUnit(v engine.Variant) (Unit, error) {
 	if err != nil {
 		return Unit{}, fmt.Errorf("source of %v: %w", v, err)
 	}
-	name := fmt.Sprintf("%s/mode=%d,bits=%d,group=%d,act=%d,scale=%d", familyName(v.Kernel), defs.Mode, defs.Bits, defs.Group, defs.Act, defs.Scale)
-	return Unit{File: file, Name: name, Source: defs.Preamble(file) + text}, nil
+	return Unit{File: file, Name: defs.UnitName(familyName(v.Kernel)), Source: defs.Preamble(file) + text}, nil
 }
 
 // variantsOf lists every variant of kernel k the engine can ask for.
