@@ -162,6 +162,18 @@ type kernel struct {
 	variant engine.Variant
 	spec    launchSpec
 	mod     *module
+	// name and launch are set for kernels from LoadPTX: the name in
+	// messages, and the launch that replaces spec.
+	name   string
+	launch func(p engine.Params) (grid, block [3]uint32, shared uint32)
+}
+
+// String names the kernel in messages: its variant, or its LoadPTX name.
+func (k *kernel) String() string {
+	if k.launch != nil {
+		return k.name
+	}
+	return k.variant.String()
 }
 
 // module is a loaded CUDA module and its entry point.
@@ -215,18 +227,24 @@ func (d *Driver) Compile(v engine.Variant) (engine.Compiled, error) {
 		if !ok {
 			return nil, fmt.Errorf("%v: no NVRTC (%s) and the embedded PTX bundle lacks %s; regenerate it with %s", v, d.rtcWhy, u.Name, RegenerateCommand)
 		}
-		key = cacheKey("ptx", string(ptx), d.Arch(), fmt.Sprint(d.driverVersion))
-		build = func() ([]byte, error) {
-			var cubin []byte
-			err := d.do(func() (err error) { cubin, err = d.linkPTX(u.Name, ptx); return err })
-			return cubin, err
-		}
+		key, build = d.ptxBuild(u.Name, ptx)
 	}
 	mod, err := d.module(key, build)
 	if err != nil {
 		return nil, err
 	}
 	return &kernel{variant: v, spec: spec, mod: mod}, nil
+}
+
+// ptxBuild returns the cache key of PTX text ptx and the build of its
+// CUBIN by the driver's linker.
+func (d *Driver) ptxBuild(name string, ptx []byte) (string, func() ([]byte, error)) {
+	key := cacheKey("ptx", string(ptx), d.Arch(), fmt.Sprint(d.driverVersion))
+	return key, func() ([]byte, error) {
+		var cubin []byte
+		err := d.do(func() (err error) { cubin, err = d.linkPTX(name, ptx); return err })
+		return cubin, err
+	}
 }
 
 // module returns the loaded module of cache key key, loading it from the

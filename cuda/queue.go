@@ -80,22 +80,27 @@ func (q *queue) launch(k *kernel, p engine.Params) (op, error) { return q.d.laun
 // launchOf builds the launch of k for p, checked against the device's
 // limits.
 func (d *Driver) launchOf(k *kernel, p engine.Params) (op, error) {
-	o := op{k: k, grid: k.spec.grid(p), block: k.spec.block}
-	if k.spec.shared != nil {
-		o.shared = k.spec.shared(p)
+	o := op{k: k}
+	if k.launch != nil {
+		o.grid, o.block, o.shared = k.launch(p)
+	} else {
+		o.grid, o.block = k.spec.grid(p), k.spec.block
+		if k.spec.shared != nil {
+			o.shared = k.spec.shared(p)
+		}
 	}
 	threads := uint64(1)
 	for i := range 3 {
 		if o.grid[i] == 0 || o.block[i] == 0 {
-			return o, fmt.Errorf("%v: empty launch: grid %v, block %v", k.variant, o.grid, o.block)
+			return o, fmt.Errorf("%v: empty launch: grid %v, block %v", k, o.grid, o.block)
 		}
 		threads *= uint64(o.block[i])
 	}
 	if d.maxThreads > 0 && threads > uint64(d.maxThreads) {
-		return o, fmt.Errorf("%v: block %v has %d threads, the device takes %d", k.variant, o.block, threads, d.maxThreads)
+		return o, fmt.Errorf("%v: block %v has %d threads, the device takes %d", k, o.block, threads, d.maxThreads)
 	}
 	if o.shared > defaultSharedLimit && int(o.shared) > d.maxShared {
-		return o, fmt.Errorf("%v: %d bytes of shared memory, the device allows %d", k.variant, o.shared, d.maxShared)
+		return o, fmt.Errorf("%v: %d bytes of shared memory, the device allows %d", k, o.shared, d.maxShared)
 	}
 	return o, nil
 }
@@ -112,17 +117,20 @@ func i32(n int) uint64 { return uint64(uint32(int32(n))) }
 
 // Matmul records a matrix product launch with the ABI's parameters
 // (x, w, scales, biases, bias, y, M, N, K), or, where the cuBLAS path
-// takes the product (cublas.go), its dequant, GEMM and bias steps.
+// takes the product (cublas.go), its dequant, GEMM and bias steps; a
+// kernel from LoadPTX never takes that path.
 func (q *queue) Matmul(c engine.Compiled, a *engine.MatmulArgs) error {
 	k, err := q.kernelOf(c)
 	if err != nil {
 		return err
 	}
-	if g, err := q.d.gemmFor(k, a); err != nil {
-		return err
-	} else if g != nil {
-		q.ops = append(q.ops, op{gemm: g})
-		return nil
+	if k.launch == nil {
+		if g, err := q.d.gemmFor(k, a); err != nil {
+			return err
+		} else if g != nil {
+			q.ops = append(q.ops, op{gemm: g})
+			return nil
+		}
 	}
 	o, err := q.launch(k, a.Params)
 	if err != nil {
@@ -217,14 +225,14 @@ func (d *Driver) launchKernel(o *op, slots *[maxParams]uint64, ptrs *[maxParams]
 	m := o.k.mod
 	if o.shared > defaultSharedLimit && o.shared > m.shared {
 		if err := d.cu.check("cuFuncSetAttribute", d.cu.cuFuncSetAttribute(m.fn, funcAttrMaxDynamicShared, int32(o.shared))); err != nil {
-			return fmt.Errorf("%v: %w", o.k.variant, err)
+			return fmt.Errorf("%v: %w", o.k, err)
 		}
 		m.shared = o.shared
 	}
 	copy(slots[:], o.params[:o.nparam])
 	code := d.cu.cuLaunchKernel(m.fn, o.grid[0], o.grid[1], o.grid[2], o.block[0], o.block[1], o.block[2], o.shared, d.stream, &ptrs[0], nil)
 	if err := d.cu.check("cuLaunchKernel", code); err != nil {
-		return fmt.Errorf("%v (grid %v, block %v, %d bytes shared): %w", o.k.variant, o.grid, o.block, o.shared, err)
+		return fmt.Errorf("%v (grid %v, block %v, %d bytes shared): %w", o.k, o.grid, o.block, o.shared, err)
 	}
 	return nil
 }
