@@ -49,12 +49,9 @@ func ptxVariants() []engine.Variant {
 // clang (no CUDA toolkit), the way cuda/internal/ptxgen compiles the CUDA
 // backend's kernels.
 func TestCUDAPTX(t *testing.T) {
-	clang := os.Getenv(EnvClang)
-	if clang == "" {
-		clang = "clang-19"
-	}
-	if _, err := exec.LookPath(clang); err != nil {
-		t.Skipf("%s not found: compiling the translated kernels to PTX needs clang with the NVPTX target", clang)
+	clang, err := findClang()
+	if err != nil {
+		t.Skip(err)
 	}
 	if testing.Short() {
 		t.Skip("compiles many units; skipped with -short")
@@ -64,6 +61,33 @@ func TestCUDAPTX(t *testing.T) {
 	cudaDir := filepath.Join(here, "..", "..", "..", "shaders", "cuda")
 	dir := t.TempDir()
 	vs := ptxVariants()
+	parallel(t, vs, func(i int, v engine.Variant) error {
+		ptx, err := compilePTX(clang, here, cudaDir, dir, fmt.Sprint(i), v)
+		if err == nil && !strings.Contains(ptx, ".entry "+Entry) {
+			err = fmt.Errorf("no .entry %s in the PTX", Entry)
+		}
+		return err
+	})
+	t.Logf("%d translated units compile to PTX (sm_90)", len(vs))
+}
+
+// findClang returns the clang of EnvClang (default clang-19), or why
+// there is none.
+func findClang() (string, error) {
+	clang := os.Getenv(EnvClang)
+	if clang == "" {
+		clang = "clang-19"
+	}
+	if _, err := exec.LookPath(clang); err != nil {
+		return "", fmt.Errorf("%s not found: compiling the translated kernels to PTX needs clang with the NVPTX target", clang)
+	}
+	return clang, nil
+}
+
+// parallel runs f on every variant of vs, one per CPU at a time, and
+// reports the first few errors.
+func parallel(t *testing.T, vs []engine.Variant, f func(i int, v engine.Variant) error) {
+	t.Helper()
 	var (
 		mu   sync.Mutex
 		errs []string
@@ -71,21 +95,15 @@ func TestCUDAPTX(t *testing.T) {
 	)
 	sem := make(chan struct{}, runtime.NumCPU())
 	for i, v := range vs {
-		wg.Add(1)
 		sem <- struct{}{}
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			defer func() { <-sem }()
-			ptx, err := compilePTX(clang, here, cudaDir, dir, fmt.Sprint(i), v)
-			if err == nil && !strings.Contains(ptx, ".entry "+Entry) {
-				err = fmt.Errorf("no .entry %s in the PTX", Entry)
-			}
-			if err != nil {
+			if err := f(i, v); err != nil {
 				mu.Lock()
 				errs = append(errs, fmt.Sprintf("%v: %v", v, err))
 				mu.Unlock()
 			}
-		}()
+		})
 	}
 	wg.Wait()
 	for i, e := range errs {
@@ -95,7 +113,6 @@ func TestCUDAPTX(t *testing.T) {
 		}
 		t.Error(e)
 	}
-	t.Logf("%d translated units compile to PTX (sm_90)", len(vs))
 }
 
 // compilePTX translates the unit of v and compiles it to PTX.
