@@ -17,25 +17,29 @@ import (
 
 // Environment variables of the cuBLAS path of QMM, read by Open.
 const (
-	// EnvCUBLAS, set to on, enables the cuBLAS path of QMM (off by
-	// default).
+	// EnvCUBLAS, set to off, disables the cuBLAS path of QMM (on by
+	// default where cuBLAS is found).
 	EnvCUBLAS = "MLXQ_CUDA_CUBLAS"
 	// EnvCUBLASMinM overrides cublasMinM, the smallest M the path takes.
 	EnvCUBLASMinM = "MLXQ_CUDA_CUBLAS_MIN_M"
 	// EnvCUBLASChunkMB sets the size of the dequantized weight scratch in
-	// MiB (default 64).
+	// MiB (default 256).
 	EnvCUBLASChunkMB = "MLXQ_CUDA_CUBLAS_CHUNK_MB"
 )
 
 // cublasMinM is the smallest M at which QMM runs through dequant + cuBLAS
-// when the path is enabled. It is a first guess from cuBLAS's bf16 GEMM
-// reaching 660-730 TFLOP/s on the H200 from M = 512 on; the benchmark
-// (bench/cudabench, kernels "qmm" and "qmm+cublas") will set it.
-var cublasMinM = 512
+// when the path is enabled. Measured on the H200 (bench/cudabench, kernels
+// "qmm" and "qmm+cublas", docs/perf.md): from M = 64 on the path is faster
+// than the own qmm kernel on every benchmark shape (14336 x 4096, 4-bit
+// g64, bf16: 125 against 129 us at M = 64 with the old dequant, 174
+// against 373 us at M = 512, 705 against 2463 us at M = 4096).
+var cublasMinM = 64
 
 // cublasChunkBytes is the default size of the scratch buffer that holds
-// the dequantized weight, a chunk of rows at a time.
-var cublasChunkBytes = 64 << 20
+// the dequantized weight, a chunk of rows at a time. Fewer, larger GEMMs
+// are faster: 14336 x 4096 at M = 4096 ran at 0.90x cuBLAS on the dense
+// weight in one chunk and 0.73x in chunks of 8192 rows.
+var cublasChunkBytes = 256 << 20
 
 // cublasWorkspaceBytes is the workspace given to cuBLAS (NVIDIA advises
 // 32 MiB on Hopper).
@@ -167,8 +171,8 @@ type cublasConfig struct {
 func cublasConfigFromEnv() (cublasConfig, error) {
 	var c cublasConfig
 	switch s := strings.ToLower(strings.TrimSpace(os.Getenv(EnvCUBLAS))); s {
-	case "", "0", "off", "false", "no":
-	case "1", "on", "true", "yes":
+	case "0", "off", "false", "no":
+	case "", "1", "on", "true", "yes":
 		c.on = true
 	default:
 		return c, fmt.Errorf("%s=%q, want on or off", EnvCUBLAS, s)
@@ -216,7 +220,7 @@ type cublasPath struct {
 }
 
 func newCUBLASPath(c cublasConfig) *cublasPath {
-	p := &cublasPath{load: c.load, minM: c.minM, chunk: c.chunkBytes, kernels: map[engine.Variant]*kernel{}}
+	p := &cublasPath{load: c.load, on: c.on, minM: c.minM, chunk: c.chunkBytes, kernels: map[engine.Variant]*kernel{}}
 	if p.load == nil {
 		p.load = loadCUBLAS
 	}
@@ -230,8 +234,8 @@ func newCUBLASPath(c cublasConfig) *cublasPath {
 }
 
 // cublasSelects is the selection rule: QMM with F16 or BF16 activations
-// runs through dequant + cuBLAS when the path is enabled and ready (cuBLAS
-// loaded, its handle created) and M >= minM.
+// runs through dequant + cuBLAS when the path is enabled and usable (cuBLAS
+// loaded and its handle created, or not tried yet) and M >= minM.
 func cublasSelects(ready bool, minM int, v engine.Variant, m int) bool {
 	return ready && v.Kernel == engine.QMM && slices.Contains(cublasActs, v.Act) && m >= minM
 }
@@ -240,7 +244,7 @@ func cublasSelects(ready bool, minM int, v engine.Variant, m int) bool {
 func (p *cublasPath) selects(v engine.Variant, m int) (bool, int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return cublasSelects(p.on && p.ready, p.minM, v, m), p.chunk
+	return cublasSelects(p.on && p.why == "", p.minM, v, m), p.chunk
 }
 
 // SetCUBLAS enables or disables the cuBLAS path of QMM. Enabling loads
@@ -290,15 +294,19 @@ func (d *Driver) CUBLAS() string {
 	switch {
 	case p.why != "":
 		return "cuBLAS unavailable (" + p.why + ")"
-	case p.api == nil:
+	case p.api == nil && !p.on:
 		return "cuBLAS off (" + EnvCUBLAS + "=on enables it)"
 	}
 	s := "cuBLAS"
-	if v := p.api.version(); v != "" {
-		s += " " + v
-	}
-	if p.api.lib != "" {
-		s += " (" + p.api.lib + ")"
+	if p.api == nil {
+		s += " (loaded at first use)"
+	} else {
+		if v := p.api.version(); v != "" {
+			s += " " + v
+		}
+		if p.api.lib != "" {
+			s += " (" + p.api.lib + ")"
+		}
 	}
 	if !p.on {
 		return s + ": off"
@@ -396,6 +404,11 @@ func (d *Driver) gemmFor(k *kernel, a *engine.MatmulArgs) (*gemmOp, error) {
 	v := k.variant
 	ok, budget := d.gemm.selects(v, a.M)
 	if !ok {
+		return nil, nil
+	}
+	if err := d.readyCUBLAS(); err != nil {
+		// cuBLAS is missing or failed: the own kernel runs, and CUBLAS
+		// says why.
 		return nil, nil
 	}
 	dv := v

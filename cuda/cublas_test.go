@@ -65,12 +65,16 @@ func TestCUBLASConfigFromEnv(t *testing.T) {
 	t.Setenv(EnvCUBLASChunkMB, "")
 	c, err := cublasConfigFromEnv()
 	require.NoError(t, err)
-	assert.Equal(t, cublasConfig{}, c, "off by default")
+	assert.Equal(t, cublasConfig{on: true}, c, "on by default")
 	p := newCUBLASPath(c)
-	assert.False(t, p.on)
-	assert.Equal(t, 512, p.minM)
+	assert.True(t, p.on)
+	assert.Equal(t, 64, p.minM)
 	assert.Equal(t, cublasMinM, p.minM)
-	assert.Equal(t, 64<<20, p.chunk)
+	assert.Equal(t, 256<<20, p.chunk)
+	t.Setenv(EnvCUBLAS, "off")
+	c, err = cublasConfigFromEnv()
+	require.NoError(t, err)
+	assert.False(t, c.on)
 
 	t.Setenv(EnvCUBLAS, "on")
 	t.Setenv(EnvCUBLASMinM, "700")
@@ -420,7 +424,7 @@ func cublasFake(t *testing.T, f *fakeGPU, b *fakeBLAS, cfg cublasConfig, mat **q
 		case strings.Contains(l.image, "dequant.cu"):
 			m := *mat
 			r0, rows, k := int(int32(l.params[4])), int(int32(l.params[5])), int(int32(l.params[6]))
-			if k != m.Cols || int(gx)*int(bx) < rows*((k+31)/32) {
+			if k != m.Cols || int(gx)*int(bx) < 4*rows*((k+31)/32) {
 				t.Errorf("dequant of K=%d (want %d) with grid %d x %d for %d rows", k, m.Cols, gx, bx, rows)
 				return 1
 			}
@@ -477,6 +481,9 @@ func TestCUBLASPathFake(t *testing.T) {
 	var mat *quant.Matrix
 	var act quant.DType
 	dev, d := cublasFake(t, f, b, cublasConfig{on: true, minM: 16}, &mat, &act)
+	assert.Equal(t, "cuBLAS (loaded at first use): on for QMM with F16/BF16 activations at M >= 16", d.CUBLAS())
+	assert.Zero(t, b.loads, "cuBLAS is loaded at the first QMM that takes its path")
+	require.NoError(t, d.SetCUBLAS(true))
 	assert.Equal(t, "cuBLAS 13.1.0 (libcublas.so.13): on for QMM with F16/BF16 activations at M >= 16", d.CUBLAS())
 	require.Len(t, b.handles, 1)
 	assert.Equal(t, d.stream, b.stream, "cuBLAS runs on the driver's stream")
@@ -589,7 +596,7 @@ func TestCUBLASPathFake(t *testing.T) {
 }
 
 func TestCUBLASUnavailable(t *testing.T) {
-	// Off by default: cuBLAS is not even loaded.
+	// Off: cuBLAS is not even loaded.
 	f := newFakeGPU()
 	b := newFakeBLAS(t, f)
 	var mat *quant.Matrix
@@ -599,14 +606,18 @@ func TestCUBLASUnavailable(t *testing.T) {
 	assert.Zero(t, b.loads)
 	assert.Empty(t, b.handles)
 
-	// Missing cuBLAS: Open works, the path is off, and it says why.
+	// Missing cuBLAS: Open works; the first QMM that would take the path
+	// runs the own kernel, and the path says why.
 	d2, err := open(newFakeGPU().api(), fakeNVRTCLoader, config{cublas: cublasConfig{on: true, load: missingCUBLAS}})
 	require.NoError(t, err)
 	defer d2.Close()
+	qmm := engine.Variant{Kernel: engine.QMM, Format: quant.Format{Mode: quant.Affine, Bits: 4, GroupSize: 64}, Act: quant.BF16, Scale: quant.BF16}
+	g, err := d2.gemmFor(&kernel{variant: qmm}, &engine.MatmulArgs{Params: engine.Params{M: 4096, N: 64, K: 64, Format: qmm.Format, Act: qmm.Act}})
+	require.NoError(t, err)
+	assert.Nil(t, g, "the own kernel runs")
 	assert.Equal(t, "cuBLAS unavailable (libcublas.so.13 not found: no such file)", d2.CUBLAS())
 	assert.ErrorContains(t, d2.SetCUBLAS(true), "libcublas.so.13 not found")
-	assert.False(t, d2.gemm.on)
-	ok, _ := d2.gemm.selects(engine.Variant{Kernel: engine.QMM, Format: quant.Format{Mode: quant.Affine, Bits: 4, GroupSize: 64}, Act: quant.BF16, Scale: quant.BF16}, 4096)
+	ok, _ := d2.gemm.selects(qmm, 4096)
 	assert.False(t, ok)
 
 	// A handle that cannot be created: likewise, and nothing leaks.
@@ -615,6 +626,7 @@ func TestCUBLASUnavailable(t *testing.T) {
 	b3.createCode = 3
 	d3, err := open(f3.api(), fakeNVRTCLoader, config{cublas: cublasConfig{on: true, load: b3.loader}})
 	require.NoError(t, err)
+	assert.ErrorContains(t, d3.SetCUBLAS(true), "CUBLAS_STATUS_ALLOC_FAILED")
 	assert.Equal(t, "cuBLAS unavailable (cublasCreate_v2: CUBLAS_STATUS_ALLOC_FAILED)", d3.CUBLAS())
 	require.NoError(t, d3.Close())
 	assert.Empty(t, f3.dev)

@@ -46,7 +46,7 @@
 // packed weight is dequantized (every mode, width and group size, each
 // weight computed in float32 and rounded once to the activation dtype) by
 // the backend's own dequant kernel into a scratch buffer of the
-// activation dtype, [rows, K] row-major, a chunk of rows at a time (64 MiB
+// activation dtype, [rows, K] row-major, a chunk of rows at a time (256 MiB
 // of scratch by default, allocated on first use, grown when needed, freed
 // on Close); each chunk is multiplied by one cublasGemmEx on the driver's
 // stream (column-major: C = y^T, m = rows, n = M, k = K, op(A) = T on the
@@ -56,27 +56,29 @@
 // precision is that of the activation dtype, as for the own kernel.
 //
 // The rule: a QMM dispatch with F16 or BF16 activations runs through
-// cuBLAS when the path is enabled, cuBLAS is loaded and M >= cublasMinM
-// (default 512); everything else runs the own kernels. The path is off by
-// default, since it has not been measured yet: MLXQ_CUDA_CUBLAS=on (or
-// Driver.SetCUBLAS) enables it, and the default, on or off, and
-// cublasMinM will be set from the benchmark (bench/cudabench times QMM
-// both ways, kernels "qmm" and "qmm+cublas"). cuBLAS is loaded with
-// purego only when the path is enabled (libcublas.so.13, .12 or
-// libcublas.so, from the library path, the CUDA toolkit under $CUDA_HOME,
-// $CUDA_PATH or /usr/local/cuda, or pip's nvidia wheels); its handle is
-// created on the driver's thread, in the primary context, bound to the
-// driver's stream with a 32 MiB workspace of the driver's. Without cuBLAS
-// the path stays off and Driver.CUBLAS says why.
+// cuBLAS when the path is enabled (the default), cuBLAS can be loaded and
+// M >= cublasMinM (64); everything else runs the own kernels. The plan
+// picks QMM only above Crossover, so at decode sizes qmv runs either way.
+// The threshold and the default come from the benchmark (bench/cudabench
+// times QMM both ways, kernels "qmm" and "qmm+cublas"; docs/perf.md): the
+// path is 2 to 3.5 times faster than the own qmm kernel from M = 64 on.
+// MLXQ_CUDA_CUBLAS=off (or Driver.SetCUBLAS(false)) disables it. cuBLAS
+// is loaded with purego at the first dispatch that takes the path
+// (libcublas.so.13, .12 or libcublas.so, from the library path, the CUDA
+// toolkit under $CUDA_HOME, $CUDA_PATH or /usr/local/cuda, or pip's
+// nvidia wheels); its handle is created on the driver's thread, in the
+// primary context, bound to the driver's stream with a 32 MiB workspace
+// of the driver's. Without cuBLAS the own kernel runs and Driver.CUBLAS
+// says why.
 //
 // # Environment
 //
 //	MLXQ_CUDA_DEVICE           device ordinal (default 0)
 //	MLXQ_CUDA_PTX              1: load the embedded PTX even where NVRTC exists
 //	MLXQ_CUDA_CACHE            off: no on-disk kernel cache
-//	MLXQ_CUDA_CUBLAS           on: QMM of F16/BF16 activations at large M through cuBLAS (default off)
-//	MLXQ_CUDA_CUBLAS_MIN_M     the smallest M of that path (default 512)
-//	MLXQ_CUDA_CUBLAS_CHUNK_MB  MiB of dequantized weight per GEMM (default 64)
+//	MLXQ_CUDA_CUBLAS           off: QMM of F16/BF16 activations never through cuBLAS (default on)
+//	MLXQ_CUDA_CUBLAS_MIN_M     the smallest M of that path (default 64)
+//	MLXQ_CUDA_CUBLAS_CHUNK_MB  MiB of dequantized weight per GEMM (default 256)
 //
 // # Timing
 //

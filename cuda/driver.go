@@ -143,11 +143,8 @@ func open(cu *cuAPI, loadRTC func() (*nvrtcAPI, error), cfg config) (*Driver, er
 		d.rtc = rtc
 	}
 	d.kernels = advertised()
+	// cuBLAS is loaded at the first QMM that takes its path.
 	d.gemm = newCUBLASPath(cfg.cublas)
-	if cfg.cublas.on {
-		// Without cuBLAS the path stays off and CUBLAS says why.
-		_ = d.SetCUBLAS(true)
-	}
 	return d, nil
 }
 

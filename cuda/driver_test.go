@@ -121,7 +121,7 @@ func TestConfigFromEnv(t *testing.T) {
 	t.Setenv(EnvCache, "off")
 	c, err := configFromEnv()
 	require.NoError(t, err)
-	assert.Equal(t, config{device: 2, forcePTX: true}, c)
+	assert.Equal(t, config{device: 2, forcePTX: true, cublas: cublasConfig{on: true}}, c)
 	t.Setenv(EnvCache, "")
 	t.Setenv(EnvPTX, "0")
 	c, err = configFromEnv()
@@ -457,7 +457,7 @@ func TestMatmulParams(t *testing.T) {
 	assert.Equal(t, [maxParams]uint64{ptr(a.X), ptr(a.W), ptr(a.Scales), ptr(a.Biases), 0, ptr(a.Y), m, n, k}, l.params)
 	spec, _ := geometry(a.Variant(engine.QMV))
 	assert.Equal(t, spec.grid(a.Params), l.grid)
-	assert.Equal(t, spec.block, l.block)
+	assert.Equal(t, spec.blockOf(a.Params), l.block)
 
 	// A host check rejects a bad dtype before the driver sees it.
 	bad := *a

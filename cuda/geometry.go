@@ -9,24 +9,38 @@ import (
 
 // launchSpec says how a kernel variant is dispatched.
 type launchSpec struct {
-	grid   func(p engine.Params) [3]uint32 // for unpack, p.N = rows, p.K = cols
-	block  [3]uint32
-	shared func(p engine.Params) uint32 // dynamic shared memory bytes; nil for none
-	tf32   bool                         // computes on TF32 tensor cores for F32 activations
+	grid  func(p engine.Params) [3]uint32 // for unpack, p.N = rows, p.K = cols
+	block [3]uint32
+	// blockFor, where set, gives the block per dispatch instead of block.
+	blockFor func(p engine.Params) [3]uint32
+	shared   func(p engine.Params) uint32 // dynamic shared memory bytes; nil for none
+	tf32     bool                         // computes on TF32 tensor cores for F32 activations
+}
+
+// blockOf returns the block of a dispatch with parameters p.
+func (s launchSpec) blockOf(p engine.Params) [3]uint32 {
+	if s.blockFor != nil {
+		return s.blockFor(p)
+	}
+	return s.block
 }
 
 // Tile sizes of the kernels in shaders/cuda; each must match its source.
 const (
-	elemTile   = 16  // per_element, tiled: 16 x 16 outputs per block
-	simdRows   = 8   // simd: one warp per output, 8 warps per block
-	simd4Tile  = 32  // simd4, simd4_gs64, packed_simd4_b4: 32 x 32 outputs per block
-	unpackPer  = 4   // unpack: codes per thread
-	unpackBlk  = 256 // unpack: threads per block
-	qmvWarps   = 4   // qmv: warps per block
-	qmvTokens  = 4   // qmv, f32 activations: rows of x per block
-	qmvTile    = 16  // qmv, f16/bf16 activations: 16 x 16 outputs per block
-	qmmTile    = 128 // qmm: 128 x 128 outputs per block
-	qmmThreads = 256 // qmm: threads per block
+	elemTile  = 16  // per_element, tiled: 16 x 16 outputs per block
+	simdRows  = 8   // simd: one warp per output, 8 warps per block
+	simd4Tile = 32  // simd4, simd4_gs64, packed_simd4_b4: 32 x 32 outputs per block
+	unpackPer = 4   // unpack: codes per thread
+	unpackBlk = 256 // unpack: threads per block
+	qmvWarps  = 4   // qmv: warps per block (f32; f16/bf16 where the grid is large)
+	qmvWide   = 8   // qmv, f16/bf16 activations: warps per block where the grid is small
+	// qmv, f16/bf16 activations: grids of at most this many blocks take
+	// qmvWide warps per block, so that small layers still fill the GPU.
+	qmvSmallGrid = 512
+	qmvTokens    = 4   // qmv, f32 activations: rows of x per block
+	qmvTile      = 16  // qmv, f16/bf16 activations: 16 x 16 outputs per block
+	qmmTile      = 128 // qmm: 128 x 128 outputs per block
+	qmmThreads   = 256 // qmm: threads per block
 	// qmm: dynamic shared memory, two stages of a 128-row x tile and a
 	// 128-row W tile of 36 words per row.
 	qmmShared = 2 * 2 * qmmTile * 36 * 4
@@ -34,7 +48,7 @@ const (
 
 // Block sizes of the backend's own kernels (dequant.cu, bias_add.cu).
 const (
-	dequantBlock = 256 // dequant: threads per block, one chunk of 32 codes each
+	dequantBlock = 256 // dequant: threads per block, a quarter of a chunk of 32 codes each
 	biasBlock    = 256 // bias_add: threads per block, one column each
 )
 
@@ -96,9 +110,9 @@ func geometry(v engine.Variant) (launchSpec, bool) {
 			return launchSpec{}, false
 		}
 		return launchSpec{
-			// p.N is the chunk's rows; one thread per chunk of 32 codes.
+			// p.N is the chunk's rows; four threads per chunk of 32 codes.
 			grid: func(p engine.Params) [3]uint32 {
-				return [3]uint32{ceilDiv(p.N*((p.K+31)/32), dequantBlock), 1, 1}
+				return [3]uint32{ceilDiv(4*p.N*((p.K+31)/32), dequantBlock), 1, 1}
 			},
 			block: [3]uint32{dequantBlock, 1, 1},
 		}, true
@@ -133,7 +147,14 @@ func geometry(v engine.Variant) (launchSpec, bool) {
 	case engine.QMV:
 		if v.Act != quant.F32 {
 			// Tensor-core design: 16 weight rows by 16 tokens per block.
-			return launchSpec{grid: tiles2D(qmvTile, qmvTile), block: [3]uint32{32 * qmvWarps, 1, 1}}, true
+			grid := tiles2D(qmvTile, qmvTile)
+			return launchSpec{grid: grid, block: [3]uint32{32 * qmvWarps, 1, 1},
+				blockFor: func(p engine.Params) [3]uint32 {
+					if g := grid(p); g[0]*g[1] <= qmvSmallGrid {
+						return [3]uint32{32 * qmvWide, 1, 1}
+					}
+					return [3]uint32{32 * qmvWarps, 1, 1}
+				}}, true
 		}
 		return launchSpec{
 			grid:  tiles2D(qmvWarps*qmvRows(v.Bits), qmvTokens),

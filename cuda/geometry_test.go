@@ -67,6 +67,9 @@ func TestGeometryCoversEveryVariant(t *testing.T) {
 					for _, kk := range []int{96, 16384} {
 						p := engine.Params{M: m, N: n, K: kk, Format: v.Format, Act: v.Act}
 						g := spec.grid(p)
+						if b := spec.blockOf(p); b[0]*b[1]*b[2] == 0 || b[0]*b[1]*b[2] > 1024 || b[0]*b[1]*b[2]%32 != 0 {
+							t.Fatalf("%v: M=%d N=%d K=%d: block %v", v, m, n, kk, b)
+						}
 						if g[0] == 0 || g[1] == 0 || g[2] == 0 {
 							t.Fatalf("%v: M=%d N=%d K=%d: empty grid %v", v, m, n, kk, g)
 						}
@@ -97,6 +100,13 @@ func TestGeometryCoversOutputs(t *testing.T) {
 	g = spec.grid(engine.Params{M: 17, N: 13, K: 64, Format: v.Format, Act: v.Act})
 	if int(g[0])*qmvTile < 13 || int(g[1])*qmvTile < 17 {
 		t.Errorf("qmv bf16 grid %v does not cover 17 x 13", g)
+	}
+	small, large := engine.Params{M: 1, N: 4096, K: 64}, engine.Params{M: 1, N: 16384, K: 64}
+	if b := spec.blockOf(small); b[0] != 32*qmvWide {
+		t.Errorf("qmv bf16, N = 4096: block %v, want %d warps", b, qmvWide)
+	}
+	if b := spec.blockOf(large); b[0] != 32*qmvWarps {
+		t.Errorf("qmv bf16, N = 16384: block %v, want %d warps", b, qmvWarps)
 	}
 	u, _ := geometry(engine.Variant{Kernel: engine.Unpack, Format: quant.Format{Bits: 3}})
 	gu := u.grid(engine.Params{N: 5, K: 96})

@@ -164,7 +164,7 @@ func TestGPULoadPTX(t *testing.T) {
 			if spec.shared != nil {
 				shared = spec.shared(p)
 			}
-			return spec.grid(p), spec.block, shared
+			return spec.grid(p), spec.blockOf(p), shared
 		})
 		require.NoError(t, err)
 		return c

@@ -84,7 +84,7 @@ func (d *Driver) launchOf(k *kernel, p engine.Params) (op, error) {
 	if k.launch != nil {
 		o.grid, o.block, o.shared = k.launch(p)
 	} else {
-		o.grid, o.block = k.spec.grid(p), k.spec.block
+		o.grid, o.block = k.spec.grid(p), k.spec.blockOf(p)
 		if k.spec.shared != nil {
 			o.shared = k.spec.shared(p)
 		}

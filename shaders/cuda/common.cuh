@@ -26,6 +26,11 @@
 #undef MLXQ_GROUP
 #define MLXQ_GROUP 32
 #endif
+// The backend's bias_add unit carries no format.
+#if MLXQ_BITS <= 0
+#undef MLXQ_BITS
+#define MLXQ_BITS 4
+#endif
 #ifndef MLXQ_ACT
 #define MLXQ_ACT 0
 #endif

@@ -45,7 +45,8 @@
 // ---------------------------------------------------------------------------
 // Tensor-core design (f16 / bf16 activations).
 
-#define QMV_TC_WARPS 4
+// At most 8 warps per block (4 or 8, by the launch: blockDim.x / 32).
+#define QMV_TC_MAXW 8
 
 __device__ __forceinline__ void qmv_mma(float* c, u32 a0, u32 a1, u32 a2, u32 a3, u32 b0, u32 b1) {
 #if MLXQ_ACT == 2
@@ -75,8 +76,8 @@ __device__ __forceinline__ void qmv_fetch_x(const u16* xp, int valid, u32* xw) {
     }
 }
 
-// At least 4 blocks (16 warps) per multiprocessor: at most 128 registers.
-#define QMV_TC_MINB 4
+// At least 16 warps per multiprocessor: at most 128 registers.
+#define QMV_TC_MINB 2
 // Loads chunk c of a row (a half chunk of 16 codes at the end of nvfp4 rows
 // with K % 32 == 16): its words, scales and bias.
 __device__ __forceinline__ void qmv_fetch(mlxq_chunk& ch, const u32* wrow, const void* scales,
@@ -95,10 +96,11 @@ __device__ __forceinline__ void qmv_fetch(mlxq_chunk& ch, const u32* wrow, const
     ch.b = mlxq_load_qbias(biases, g);
 }
 
-extern "C" __global__ void __launch_bounds__(128, QMV_TC_MINB)
+extern "C" __global__ void __launch_bounds__(32 * QMV_TC_MAXW, QMV_TC_MINB)
 mlxq_kernel(const void* x, const void* w_, const void* scales, const void* biases,
             const float* bias, void* y, int M, int N, int K) {
-    __shared__ float red[QMV_TC_WARPS][16][17];
+    __shared__ float red[QMV_TC_MAXW][16][17];
+    const int nw = blockDim.x >> 5;
     const u32* w = (const u32*)w_;
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     const int g = lane >> 2, t = lane & 3;
@@ -127,10 +129,10 @@ mlxq_kernel(const void* x, const void* w_, const void* scales, const void* biase
         qmv_fetch(cg, wg, scales, biases, sg, c, K);
         qmv_fetch(chh, wh, scales, biases, sh, c, K);
     }
-    for (; s < steps; s += QMV_TC_WARPS) {
+    for (; s < steps; s += nw) {
         // Prefetch the next step's words and scales (clamped to the last chunk).
         mlxq_chunk ng_, nh_;
-        const int cn = mlxq_min(4 * (s + QMV_TC_WARPS) + t, nch - 1);
+        const int cn = mlxq_min(4 * (s + nw) + t, nch - 1);
         qmv_fetch(ng_, wg, scales, biases, sg, cn, K);
         qmv_fetch(nh_, wh, scales, biases, sh, cn, K);
 
@@ -173,13 +175,12 @@ mlxq_kernel(const void* x, const void* w_, const void* scales, const void* biase
     red[warp][g + 8][8 + 2 * t] = acc1[2];
     red[warp][g + 8][8 + 2 * t + 1] = acc1[3];
     __syncthreads();
-#pragma unroll
-    for (int h = 0; h < 2; h++) {
-        const int o = threadIdx.x + 128 * h;
+    for (int o = threadIdx.x; o < 256; o += 32 * nw) {
         const int row = o >> 4, tok = o & 15;
         const int n = n0 + row, m = m0 + tok;
         if (n < N && m < M) {
-            float v = red[0][row][tok] + red[1][row][tok] + red[2][row][tok] + red[3][row][tok];
+            float v = 0.0f;
+            for (int i = 0; i < nw; i++) v += red[i][row][tok];
             if (bias) v += bias[n];
             mlxq_store_act(y, (size_t)m * N + n, v);
         }
