@@ -29,7 +29,7 @@ type Defines = kernelabi.Defines
 // Kernels of the backend's own, outside the engine's catalog: they are
 // compiled, cached and bundled like catalog variants, under kernel numbers
 // the catalog does not use, and run only inside the driver (the cuBLAS
-// path of QMM, cublas.go).
+// path of QMM, cublas.go; the Timer, timer.go).
 const (
 	// kernelDequant expands packed weights into the activation dtype
 	// (dequant.cu); its variants are those of QMM with F16/BF16
@@ -38,10 +38,12 @@ const (
 	// kernelBiasAdd adds the Linear bias to an output (bias_add.cu); it
 	// varies only with the activation dtype.
 	kernelBiasAdd
+	// kernelHold keeps the stream busy for a while (hold.cu); one variant.
+	kernelHold
 )
 
 // internalKernels lists the backend's own kernels.
-var internalKernels = []engine.Kernel{kernelDequant, kernelBiasAdd}
+var internalKernels = []engine.Kernel{kernelDequant, kernelBiasAdd, kernelHold}
 
 // familyName returns the name of a catalog or internal kernel: the base
 // name of its source file.
@@ -51,6 +53,8 @@ func familyName(k engine.Kernel) string {
 		return "dequant"
 	case kernelBiasAdd:
 		return "bias_add"
+	case kernelHold:
+		return "hold"
 	}
 	return k.String()
 }
@@ -58,8 +62,11 @@ func familyName(k engine.Kernel) string {
 // VariantDefines returns the preamble macros of kernel variant v: the
 // quantization mode, bits and group size, and the codes of the activation
 // and scale dtypes. For unpack only the bits are set, for bias_add only
-// the activation dtype.
+// the activation dtype, for hold none.
 func VariantDefines(v engine.Variant) (Defines, error) {
+	if v.Kernel == kernelHold {
+		return Defines{}, nil
+	}
 	if v.Kernel == kernelBiasAdd {
 		act, ok := kernelabi.ActCode(v.Act)
 		if !ok {
@@ -100,6 +107,8 @@ func CompileUnit(v engine.Variant) (Unit, error) {
 func variantsOf(k engine.Kernel) []engine.Variant {
 	var out []engine.Variant
 	switch k {
+	case kernelHold:
+		return []engine.Variant{{Kernel: k}}
 	case kernelBiasAdd:
 		for _, act := range cublasActs {
 			out = append(out, engine.Variant{Kernel: k, Act: act})
@@ -131,8 +140,8 @@ func advertised() []engine.Kernel {
 }
 
 // BundleVariants lists every variant of every kernel the backend
-// advertises, and of the backend's own kernels (dequant and bias_add,
-// under kernel numbers outside the catalog): the compile units the
+// advertises, and of the backend's own kernels (dequant, bias_add and
+// hold, under kernel numbers outside the catalog): the compile units the
 // embedded PTX bundle must hold.
 func BundleVariants() []engine.Variant {
 	var out []engine.Variant

@@ -319,6 +319,12 @@ func TestInternalKernels(t *testing.T) {
 			}
 		}
 	}
+	hold := engine.Variant{Kernel: kernelHold}
+	assert.Equal(t, []engine.Variant{hold}, variantsOf(kernelHold))
+	assert.Contains(t, bundle, hold)
+	if u, err := CompileUnit(hold); assert.NoError(t, err) {
+		assert.Equal(t, "hold.cu", u.File)
+	}
 	_, ok := geometry(engine.Variant{Kernel: kernelDequant, Format: quant.Format{Mode: quant.Affine, Bits: 4, GroupSize: 64}, Act: quant.F32, Scale: quant.F32})
 	assert.False(t, ok, "no dequant of f32 activations")
 	_, ok = geometry(engine.Variant{Kernel: kernelBiasAdd, Act: quant.F32})

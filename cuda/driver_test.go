@@ -543,6 +543,17 @@ func TestTimer(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, 5, runs)
 	assert.Equal(t, []time.Duration{1500 * time.Microsecond, 1500 * time.Microsecond, 1500 * time.Microsecond}, times)
+	// Each timed run starts with the hold kernel, sized to its commit.
+	holds := 0
+	for _, l := range f.launches {
+		if strings.Contains(l.image, "hold.cu") {
+			holds++
+			assert.Equal(t, uint64(holdFor(1).Nanoseconds()), l.params[0])
+			assert.Equal(t, [3]uint32{1, 1, 1}, l.grid)
+		}
+	}
+	assert.Equal(t, 3, holds, "one hold per timed run, none in the warm-up")
+	assert.Equal(t, holdMax, holdFor(1000))
 	_, err = d.Time(func() error { return nil }, 0, 1)
 	assert.ErrorContains(t, err, "committed no work")
 	boom := errors.New("boom")

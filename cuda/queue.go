@@ -174,12 +174,6 @@ func (q *queue) Commit() error {
 
 // run issues ops on the stream; it runs on the executor.
 func (d *Driver) run(ops []op) error {
-	if t := d.timing; t != nil && !t.started {
-		if err := d.cu.check("cuEventRecord", d.cu.cuEventRecord(t.start, d.stream)); err != nil {
-			return err
-		}
-		t.started = true
-	}
 	total := 0
 	for i := range ops {
 		total += len(ops[i].data)
@@ -196,6 +190,11 @@ func (d *Driver) run(ops []op) error {
 	defer pin.Unpin()
 	for i := range ptrs {
 		ptrs[i] = unsafe.Pointer(&slots[i])
+	}
+	if t := d.timing; t != nil && !t.started {
+		if err := d.startTiming(t, len(ops), &slots, &ptrs); err != nil {
+			return err
+		}
 	}
 	for i := range ops {
 		o := &ops[i]

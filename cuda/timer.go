@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"time"
+	"unsafe"
 
 	"github.com/mlxq/mlxq/engine"
 )
@@ -14,11 +15,29 @@ var _ engine.Timer = (*Driver)(nil)
 type timing struct {
 	start, end uintptr
 	started    bool
+	hold       *kernel // holds the stream while the host submits the run
+}
+
+// Hold times: the hold kernel runs for holdBase plus holdPerOp for each
+// piece of work of the run's first commit (more than the host takes to
+// submit one, about 10 us on the H200's host), at most holdMax.
+const (
+	holdBase  = 20 * time.Microsecond
+	holdPerOp = 15 * time.Microsecond
+	holdMax   = 5 * time.Millisecond
+)
+
+// holdFor returns how long the hold kernel runs before a commit of n ops.
+func holdFor(n int) time.Duration {
+	return min(holdBase+time.Duration(n)*holdPerOp, holdMax)
 }
 
 // Time implements engine.Timer with CUDA events recorded on the device's
-// stream: a run is timed from the start of the first work it commits on
-// the device to the end of the last.
+// stream: a run is timed on the device from the start of the first work
+// it commits to the end of the last. A short kernel launched before the
+// start event holds the stream while the host submits the run's first
+// commit, so the time is the device's, without the host's submission
+// latency (runs of several commits still include the gaps between them).
 // Runs must not overlap another Time call on the same driver.
 func (d *Driver) Time(run func() error, warmup, repeat int) ([]time.Duration, error) {
 	for range warmup {
@@ -26,7 +45,11 @@ func (d *Driver) Time(run func() error, warmup, repeat int) ([]time.Duration, er
 			return nil, err
 		}
 	}
-	t := &timing{}
+	hold, err := d.internalKernel(engine.Variant{Kernel: kernelHold})
+	if err != nil {
+		return nil, err
+	}
+	t := &timing{hold: hold}
 	cu := d.cu
 	if err := d.do(func() error {
 		if err := cu.check("cuEventCreate", cu.cuEventCreate(&t.start, 0)); err != nil {
@@ -73,4 +96,22 @@ func (d *Driver) Time(run func() error, warmup, repeat int) ([]time.Duration, er
 		out = append(out, time.Duration(float64(ms)*float64(time.Millisecond)))
 	}
 	return out, nil
+}
+
+// startTiming launches the hold kernel for a commit of n ops and records
+// the start event behind it; it runs on the executor.
+func (d *Driver) startTiming(t *timing, n int, slots *[maxParams]uint64, ptrs *[maxParams]unsafe.Pointer) error {
+	o, err := d.launchOf(t.hold, engine.Params{})
+	if err != nil {
+		return err
+	}
+	o.add(uint64(holdFor(n).Nanoseconds()))
+	if err := d.launchKernel(&o, slots, ptrs); err != nil {
+		return err
+	}
+	if err := d.cu.check("cuEventRecord", d.cu.cuEventRecord(t.start, d.stream)); err != nil {
+		return err
+	}
+	t.started = true
+	return nil
 }
