@@ -2,11 +2,14 @@
 // words of every mode, width and group size as stored. Two designs, by the
 // activation dtype.
 //
-// f16 / bf16 activations (tensor cores). Blocks of 128 threads (4 warps)
-// compute a tile of 16 rows of W by 16 rows of x; grid = (ceil(N / 16),
+// f16 / bf16 activations (tensor cores). Blocks of nw = 4 warps (8 where
+// the grid has at most 512 blocks, so small layers fill the GPU) compute a
+// tile of 16 rows of W by 16 rows of x; grid = (ceil(N / 16),
 // ceil(M / 16)). K is cut into steps of 4 chunks of 32 codes (a chunk is
 // BITS words and lies in one group, or two for group 16); warp v takes the
-// steps v, v + 4, ... and lane (g = lane / 4, t = lane % 4) takes chunk
+// steps v, v + nw, ... (first those whose chunks are all whole, compiled
+// without bounds checks, then the partial last step, with them) and lane
+// (g = lane / 4, t = lane % 4) takes chunk
 // 4 * step + t of rows n0 + g and n0 + g + 8, with 8- or 16-byte loads,
 // prefetching the next step's words, scales and biases into registers while
 // it multiplies the current one. Each code is dequantized in the
@@ -18,7 +21,7 @@
 // MMA is free as long as x follows it: the same lane loads its chunk's
 // activations of tokens m0 + g and m0 + g + 8 (the B fragments) and
 // permutes their pairs to match with prmt. Products accumulate in float32
-// (two chains per token tile); the 4 warps' partial tiles are summed
+// (two chains per token tile); the warps' partial tiles are summed
 // through shared memory, and each output gets the Linear bias and is
 // rounded once. Tokens m0 + 8 .. 15 cost a second MMA per fragment only
 // when present.
@@ -96,6 +99,75 @@ __device__ __forceinline__ void qmv_fetch(mlxq_chunk& ch, const u32* wrow, const
     ch.b = mlxq_load_qbias(biases, g);
 }
 
+// One warp's rows, tokens and accumulators in the tensor-core design.
+struct qmv_tc {
+    const u32 *wg, *wh;  // rows n0 + g and n0 + g + 8
+    size_t sg, sh;       // their first scale
+    const u16 *xg, *xh;  // tokens m0 + g and m0 + g + 8
+    bool tok_g, tok_h;
+    // Two accumulator chains per token tile (even and odd MMAs).
+    float acc0[4], acc1[4], acc2[4], acc3[4];
+};
+
+// Runs the warp's steps s, s + nw, ... below end. FULL: every chunk of
+// these steps is whole (no bounds to check); TWO: tokens m0 + 8 .. 15
+// are present.
+template <bool FULL, bool TWO>
+__device__ __forceinline__ int qmv_steps(qmv_tc& q, const void* scales, const void* biases,
+                                         int s, int end, int nw, int t, int nch, int K) {
+    if (s >= end) return s;
+    mlxq_chunk cg, chh;
+    {
+        const int c = FULL ? 4 * s + t : mlxq_min(4 * s + t, nch - 1);
+        qmv_fetch(cg, q.wg, scales, biases, q.sg, c, K);
+        qmv_fetch(chh, q.wh, scales, biases, q.sh, c, K);
+    }
+    for (; s < end; s += nw) {
+        // Prefetch the next step's words and scales (clamped to the last chunk).
+        mlxq_chunk ng_, nh_;
+        const int cn = mlxq_min(4 * (s + nw) + t, nch - 1);
+        qmv_fetch(ng_, q.wg, scales, biases, q.sg, cn, K);
+        qmv_fetch(nh_, q.wh, scales, biases, q.sh, cn, K);
+
+        const int c = 4 * s + t;
+        const int valid = FULL ? 32 : (c < nch ? mlxq_min(32, K - 32 * c) : 0);
+        u32 xwg[16], xwh[16];
+        qmv_fetch_x(q.xg + (size_t)c * 32, q.tok_g ? valid : 0, xwg);
+        if (TWO) qmv_fetch_x(q.xh + (size_t)c * 32, q.tok_h ? valid : 0, xwh);
+        // Word by word: 4 pairs of each row and of x feed two MMAs.
+#pragma unroll
+        for (int wi = 0; wi < 4; wi++) {
+            u32 Ag[4], Ah[4], Bg[4];
+            mlxq_dequant_word(cg, wi, valid, Ag);
+            mlxq_dequant_word(chh, wi, valid, Ah);
+            mlxq_perm_word(xwg, wi, Bg);
+            qmv_mma(q.acc0, Ag[0], Ah[0], Ag[1], Ah[1], Bg[0], Bg[1]);
+            qmv_mma(q.acc2, Ag[2], Ah[2], Ag[3], Ah[3], Bg[2], Bg[3]);
+            if (TWO) {
+                u32 Bh[4];
+                mlxq_perm_word(xwh, wi, Bh);
+                qmv_mma(q.acc1, Ag[0], Ah[0], Ag[1], Ah[1], Bh[0], Bh[1]);
+                qmv_mma(q.acc3, Ag[2], Ah[2], Ag[3], Ah[3], Bh[2], Bh[3]);
+            }
+        }
+        cg = ng_;
+        chh = nh_;
+    }
+    return s;
+}
+
+// Runs all the warp's steps: those whose chunks are all whole without
+// bounds checks, then the last, partial one.
+template <bool TWO>
+__device__ __forceinline__ void qmv_all_steps(qmv_tc& q, const void* scales, const void* biases,
+                                              int warp, int nw, int t, int K) {
+    const int nch = (K + 31) >> 5;
+    const int steps = (nch + 3) >> 2;
+    const int whole = (K >> 5) >> 2; // steps of 4 whole chunks
+    const int s = qmv_steps<true, TWO>(q, scales, biases, warp, whole, nw, t, nch, K);
+    qmv_steps<false, TWO>(q, scales, biases, s, steps, nw, t, nch, K);
+}
+
 extern "C" __global__ void __launch_bounds__(32 * QMV_TC_MAXW, QMV_TC_MINB)
 mlxq_kernel(const void* x, const void* w_, const void* scales, const void* biases,
             const float* bias, void* y, int M, int N, int K) {
@@ -109,57 +181,23 @@ mlxq_kernel(const void* x, const void* w_, const void* scales, const void* biase
     const size_t wpr = (size_t)K * MLXQ_BITS / 32;
     const size_t gpr = (size_t)(K / MLXQ_GROUP);
     const int ng = mlxq_min(n0 + g, N - 1), nh = mlxq_min(n0 + g + 8, N - 1);
-    const u32* wg = w + (size_t)ng * wpr;
-    const u32* wh = w + (size_t)nh * wpr;
-    const size_t sg = (size_t)ng * gpr, sh = (size_t)nh * gpr;
-    const bool tok_g = g < mt, tok_h = g + 8 < mt;
-    const bool two = mt > 8;
-    const u16* xg = (const u16*)x + (size_t)(m0 + (tok_g ? g : 0)) * K;
-    const u16* xh = (const u16*)x + (size_t)(m0 + (tok_h ? g + 8 : 0)) * K;
-    const int nch = (K + 31) >> 5;
-    const int steps = (nch + 3) >> 2;
-
-    // Two accumulator chains per token tile (even and odd MMAs).
-    float acc0[4] = {0.0f, 0.0f, 0.0f, 0.0f}, acc1[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-    float acc2[4] = {0.0f, 0.0f, 0.0f, 0.0f}, acc3[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-    mlxq_chunk cg, chh;
-    int s = warp;
-    if (s < steps) {
-        const int c = mlxq_min(4 * s + t, nch - 1);
-        qmv_fetch(cg, wg, scales, biases, sg, c, K);
-        qmv_fetch(chh, wh, scales, biases, sh, c, K);
-    }
-    for (; s < steps; s += nw) {
-        // Prefetch the next step's words and scales (clamped to the last chunk).
-        mlxq_chunk ng_, nh_;
-        const int cn = mlxq_min(4 * (s + nw) + t, nch - 1);
-        qmv_fetch(ng_, wg, scales, biases, sg, cn, K);
-        qmv_fetch(nh_, wh, scales, biases, sh, cn, K);
-
-        const int c = 4 * s + t;
-        const int valid = c < nch ? mlxq_min(32, K - 32 * c) : 0;
-        u32 xwg[16], xwh[16];
-        qmv_fetch_x(xg + (size_t)c * 32, tok_g ? valid : 0, xwg);
-        if (two) qmv_fetch_x(xh + (size_t)c * 32, tok_h ? valid : 0, xwh);
-        // Word by word: 4 pairs of each row and of x feed two MMAs.
+    qmv_tc q;
+    q.wg = w + (size_t)ng * wpr;
+    q.wh = w + (size_t)nh * wpr;
+    q.sg = (size_t)ng * gpr;
+    q.sh = (size_t)nh * gpr;
+    q.tok_g = g < mt;
+    q.tok_h = g + 8 < mt;
+    q.xg = (const u16*)x + (size_t)(m0 + (q.tok_g ? g : 0)) * K;
+    q.xh = (const u16*)x + (size_t)(m0 + (q.tok_h ? g + 8 : 0)) * K;
 #pragma unroll
-        for (int wi = 0; wi < 4; wi++) {
-            u32 Ag[4], Ah[4], Bg[4];
-            mlxq_dequant_word(cg, wi, valid, Ag);
-            mlxq_dequant_word(chh, wi, valid, Ah);
-            mlxq_perm_word(xwg, wi, Bg);
-            qmv_mma(acc0, Ag[0], Ah[0], Ag[1], Ah[1], Bg[0], Bg[1]);
-            qmv_mma(acc2, Ag[2], Ah[2], Ag[3], Ah[3], Bg[2], Bg[3]);
-            if (two) {
-                u32 Bh[4];
-                mlxq_perm_word(xwh, wi, Bh);
-                qmv_mma(acc1, Ag[0], Ah[0], Ag[1], Ah[1], Bh[0], Bh[1]);
-                qmv_mma(acc3, Ag[2], Ah[2], Ag[3], Ah[3], Bh[2], Bh[3]);
-            }
-        }
-        cg = ng_;
-        chh = nh_;
-    }
+    for (int e = 0; e < 4; e++) q.acc0[e] = q.acc1[e] = q.acc2[e] = q.acc3[e] = 0.0f;
+    if (mt > 8) qmv_all_steps<true>(q, scales, biases, warp, nw, t, K);
+    else qmv_all_steps<false>(q, scales, biases, warp, nw, t, K);
+    float* acc0 = q.acc0;
+    float* acc1 = q.acc1;
+    const float* acc2 = q.acc2;
+    const float* acc3 = q.acc3;
 #pragma unroll
     for (int e = 0; e < 4; e++) {
         acc0[e] += acc2[e];
