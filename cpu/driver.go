@@ -98,8 +98,14 @@ func (d *Driver) Download(dst []byte, m engine.Memory) error {
 // Compile returns the Go function of a kernel variant: one per kernel,
 // for every format and dtype.
 func (d *Driver) Compile(v engine.Variant) (engine.Compiled, error) {
-	if v.Kernel == engine.Unpack {
+	switch v.Kernel {
+	case engine.Unpack:
 		return unpackKernel, nil
+	case engine.Embed:
+		return embed, nil
+	}
+	if g, ok := gatherKernels[v.Kernel]; ok {
+		return g, nil
 	}
 	f, ok := matmulKernels[v.Kernel]
 	if !ok {

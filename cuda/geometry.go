@@ -169,6 +169,8 @@ func geometry(v engine.Variant) (launchSpec, bool) {
 			shared: func(engine.Params) uint32 { return qmmShared },
 			tf32:   v.Act == quant.F32,
 		}, true
+	case engine.Embed, engine.GatherQMV, engine.GatherQMM:
+		return gatherGeometry(v), true
 	}
 	return launchSpec{}, false
 }

@@ -3,7 +3,6 @@ package engine
 import (
 	"encoding/binary"
 	"fmt"
-	"slices"
 
 	"github.com/mlxq/mlxq/quant"
 )
@@ -79,8 +78,8 @@ func (a *UnpackArgs) Variant() Variant {
 // y, dtypes, exact element counts of the weight tensors, byte lengths at
 // least M rows for x and y, and no output aliasing an input.
 func CheckMatmul(d *Device, k Kernel, a *MatmulArgs) error {
-	if k == Unpack {
-		return fmt.Errorf("%w: unpack is not a matrix product kernel", ErrArgs)
+	if k.Spec().Op != OpMatmul {
+		return fmt.Errorf("%w: %s is not a matrix product kernel", ErrArgs, k)
 	}
 	if err := checkMatmul(d, k, a); err != nil {
 		return fmt.Errorf("%s: %w", k, err)
@@ -89,59 +88,23 @@ func CheckMatmul(d *Device, k Kernel, a *MatmulArgs) error {
 }
 
 func checkMatmul(d *Device, k Kernel, a *MatmulArgs) error {
-	if a.M <= 0 || a.N <= 0 || a.K <= 0 {
-		return fmt.Errorf("%w: M, N, K = %d, %d, %d, want all > 0", ErrArgs, a.M, a.N, a.K)
-	}
-	if err := k.Accepts(a.Format); err != nil {
+	if err := checkFormat(k, a.Params); err != nil {
 		return err
 	}
-	if a.K%a.GroupSize != 0 {
-		return fmt.Errorf("%w: K = %d not a multiple of group size %d", ErrArgs, a.K, a.GroupSize)
+	ops, err := weightOperands(a.Params, 1, a.Scales, a.Biases)
+	if err != nil {
+		return err
 	}
-	if !slices.Contains(ActDTypes(), a.Act) {
-		return fmt.Errorf("%w: activation dtype %v, want F32, F16 or BF16", ErrArgs, a.Act)
-	}
-	groups := a.N * (a.K / a.GroupSize)
 	weight := operand{"w", a.W, quant.U8, a.N * a.K, false}
 	if k.Spec().Layout == Packed {
 		weight = operand{"w", a.W, quant.U32, a.N * a.K * a.Bits / 32, false}
 	}
-	scaleType := quant.U8
-	if a.Mode == quant.Affine {
-		if a.Scales == nil {
-			return fmt.Errorf("%w: scales buffer is nil", ErrArgs)
-		}
-		scaleType = a.Scales.DType()
-		if !scaleType.IsFloat() {
-			return fmt.Errorf("%w: scales dtype %v, want F32, F16 or BF16", ErrArgs, scaleType)
-		}
-	}
-	ops := []operand{
-		{"x", a.X, a.Act, a.M * a.K, true},
-		weight,
-		{"scales", a.Scales, scaleType, groups, false},
-		{"y", a.Y, a.Act, a.M * a.N, true},
-	}
-	switch {
-	case a.Mode == quant.Affine:
-		ops = append(ops, operand{"biases", a.Biases, scaleType, groups, false})
-	case a.Biases != nil:
-		return fmt.Errorf("%w: %v takes no biases buffer", ErrArgs, a.Mode)
-	}
+	ops = append([]operand{{"x", a.X, a.Act, a.M * a.K, true}, weight}, ops...)
+	ops = append(ops, operand{"y", a.Y, a.Act, a.M * a.N, true})
 	if a.Bias != nil {
 		ops = append(ops, operand{"bias", a.Bias, quant.F32, a.N, false})
 	}
-	for _, op := range ops {
-		if err := op.check(d); err != nil {
-			return err
-		}
-	}
-	for _, in := range []*Buffer{a.X, a.W, a.Scales, a.Biases, a.Bias} {
-		if in == a.Y {
-			return fmt.Errorf("%w: y aliases an input buffer", ErrArgs)
-		}
-	}
-	return nil
+	return checkOperands(d, ops, a.Y, a.X, a.W, a.Scales, a.Biases, a.Bias)
 }
 
 // CheckUnpack verifies an Unpack dispatch on device d.

@@ -61,6 +61,13 @@ type Queue interface {
 	Matmul(Compiled, *MatmulArgs) error
 	// Unpack records the unpack kernel, likewise.
 	Unpack(Compiled, *UnpackArgs) error
+	// Embed records the Embed kernel, likewise; a.Index holds a.IDs by
+	// then (a Write recorded before).
+	Embed(Compiled, *EmbedArgs) error
+	// GatherMatmul records a gathered product kernel, likewise; a.Routing
+	// holds r.Bytes() by then (a Write recorded before), and r is the
+	// driver's to keep.
+	GatherMatmul(c Compiled, a *GatherArgs, r *Routing) error
 	// Commit runs the recorded work and waits for it to finish.
 	Commit() error
 }

@@ -1,6 +1,9 @@
 package engine
 
-import "fmt"
+import (
+	"encoding/binary"
+	"fmt"
+)
 
 // Encoder records dispatches on a device and submits them together on
 // Commit, like a command buffer. Each dispatch is checked when recorded.
@@ -61,6 +64,62 @@ func (e *Encoder) Unpack(a *UnpackArgs) error {
 	}
 	if err := e.q.Unpack(c, a); err != nil {
 		return fmt.Errorf("%s: %w", Unpack, err)
+	}
+	e.n++
+	return nil
+}
+
+// Embed records the Embed kernel with operands a: a write of a.IDs into
+// a.Index, then the lookup. The driver takes a copy of a.
+func (e *Encoder) Embed(a *EmbedArgs) error {
+	if err := e.open(); err != nil {
+		return err
+	}
+	if err := CheckEmbed(e.dev, a); err != nil {
+		return err
+	}
+	c, err := e.dev.compile(a.Variant())
+	if err != nil {
+		return err
+	}
+	ids := make([]byte, 0, 4*len(a.IDs))
+	for _, id := range a.IDs {
+		ids = binary.LittleEndian.AppendUint32(ids, uint32(id))
+	}
+	if err := e.q.Write(a.Index.mem, ids); err != nil {
+		return fmt.Errorf("%s: ids: %w", Embed, err)
+	}
+	if err := e.q.Embed(c, a); err != nil {
+		return fmt.Errorf("%s: %w", Embed, err)
+	}
+	e.n++
+	return nil
+}
+
+// GatherMatmul records gathered product kernel k with operands a: a write
+// of the routing of a.Indices (Route, in tiles of k's TileRows) into
+// a.Routing, then the product. The driver takes a copy of a.
+func (e *Encoder) GatherMatmul(k Kernel, a *GatherArgs) error {
+	if err := e.open(); err != nil {
+		return err
+	}
+	if err := CheckGather(e.dev, k, a); err != nil {
+		return err
+	}
+	c, err := e.dev.compile(a.Variant(k))
+	if err != nil {
+		return err
+	}
+	r, err := Route(a.Indices, a.TopK, a.Experts, k.Spec().TileRows)
+	if err != nil {
+		return fmt.Errorf("%s: %w", k, err)
+	}
+	r.Bias = a.Bias != nil
+	if err := e.q.Write(a.Routing.mem, r.Bytes()); err != nil {
+		return fmt.Errorf("%s: routing: %w", k, err)
+	}
+	if err := e.q.GatherMatmul(c, a, r); err != nil {
+		return fmt.Errorf("%s: %w", k, err)
 	}
 	e.n++
 	return nil

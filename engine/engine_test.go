@@ -15,7 +15,7 @@ import (
 )
 
 func TestKernelCatalog(t *testing.T) {
-	names := []string{"per_element", "tiled", "simd", "simd4", "simd4_gs64", "packed_simd4_b4", "unpack", "qmv", "qmm"}
+	names := []string{"per_element", "tiled", "simd", "simd4", "simd4_gs64", "packed_simd4_b4", "unpack", "qmv", "qmm", "embed", "gather_qmv", "gather_qmm"}
 	require.Len(t, Kernels(), len(names))
 	for i, k := range Kernels() {
 		assert.Equal(t, names[i], k.String())
@@ -23,7 +23,11 @@ func TestKernelCatalog(t *testing.T) {
 		require.NoError(t, err)
 		assert.Equal(t, k, got)
 	}
-	assert.NotContains(t, MatmulKernels(), Unpack)
+	assert.Equal(t, []Kernel{PerElement, Tiled, SIMD, SIMD4, SIMD4GS64, PackedSIMD4B4, QMV, QMM}, MatmulKernels())
+	assert.Equal(t, []Kernel{GatherQMV, GatherQMM}, GatherKernels())
+	for _, k := range GatherKernels() {
+		assert.Positive(t, k.Spec().TileRows, k)
+	}
 	_, err := ParseKernel("qmv_fast")
 	assert.ErrorIs(t, err, ErrArgs)
 	assert.ErrorContains(t, err, `unknown kernel "qmv_fast"`)
@@ -429,6 +433,7 @@ func TestVariants(t *testing.T) {
 	want := map[Kernel]int{
 		PerElement: 18*3*3 + 3*3, QMV: 18*3*3 + 3*3, QMM: 18*3*3 + 3*3,
 		Tiled: 6 * 3 * 3, SIMD: 6 * 3 * 3, SIMD4: 6 * 3 * 3, SIMD4GS64: 6 * 3 * 3, PackedSIMD4B4: 3 * 3, Unpack: 6,
+		Embed: 18*3*3 + 3*3, GatherQMV: 18*3*3 + 3*3, GatherQMM: 18*3*3 + 3*3,
 	}
 	total := 0
 	for _, k := range Kernels() {
@@ -445,7 +450,7 @@ func TestVariants(t *testing.T) {
 			assert.Contains(t, ActDTypes(), v.Act, "%v", v)
 		}
 	}
-	assert.Equal(t, 744, total, "the compile units of a backend with the whole catalog")
+	assert.Equal(t, 1257, total, "the compile units of a backend with the whole catalog")
 	assert.Len(t, quant.Formats(), 21)
 }
 

@@ -68,6 +68,22 @@ func (q *fakeQueue) Unpack(c Compiled, a *UnpackArgs) error {
 	return nil
 }
 
+func (q *fakeQueue) Embed(c Compiled, a *EmbedArgs) error {
+	p := a.Params
+	q.work = append(q.work, func() {
+		q.drv.ran = append(q.drv.ran, fmt.Sprintf("%v M=%d N=%d K=%d", c, p.M, p.N, p.K))
+	})
+	return nil
+}
+
+func (q *fakeQueue) GatherMatmul(c Compiled, a *GatherArgs, r *Routing) error {
+	p := a.Params
+	q.work = append(q.work, func() {
+		q.drv.ran = append(q.drv.ran, fmt.Sprintf("%v M=%d N=%d K=%d tiles=%d", c, p.M, p.N, p.K, len(r.Tiles)))
+	})
+	return nil
+}
+
 func (q *fakeQueue) Commit() error {
 	if q.work == nil {
 		return errors.New("empty commit")

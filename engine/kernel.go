@@ -11,13 +11,14 @@ import (
 // Kernel names an entry of the kernel catalog.
 type Kernel uint8
 
-// The catalog. Every kernel but Unpack computes
+// The catalog. The matrix product kernels (OpMatmul) compute
 //
 //	y[m,n] = Σ_k x[m,k]·w[n,k] (+ bias[n])
 //
 // for the m < M rows of x, where w is the dequantized weight. The first
 // seven entries are the reference design's family; QMV and QMM read MLX's
-// packed words of every format as stored.
+// packed words of every format as stored, and so do Embed (OpEmbed) and
+// the gathered products GatherQMV and GatherQMM (OpGather).
 const (
 	// PerElement computes one output per thread from unpacked codes; it
 	// takes every format: affine with any bit width and group size, and
@@ -46,7 +47,37 @@ const (
 	// (prefill): it decodes tiles of the packed weight once and reuses
 	// each across tiles of rows of x.
 	QMM
+	// Embed dequantizes the rows of the weight named by token ids into
+	// the activation dtype, y[m,k] = w[id[m],k]: a quantized embedding.
+	Embed
+	// GatherQMV is the gathered product of MLX's gather_qmm for few rows
+	// of x (decoding): each row m of x goes through the TopK experts
+	// indices[m] picks among stacked weights [E, N, K],
+	//
+	//	y[m,j,n] = Σ_k x[m,k]·w[indices[m,j],n,k] (+ bias[indices[m,j],n]),
+	//
+	// reading only the experts some row picks, in tiles of at most
+	// TileRows rows of x routed to one expert.
+	GatherQMV
+	// GatherQMM is GatherQMV for many rows of x (prefill): the rows are
+	// grouped by expert into larger tiles, so that each expert's weights
+	// are decoded once per tile of many rows.
+	GatherQMM
 	numKernels
+)
+
+// Op is what a kernel computes, and so which arguments it takes.
+type Op uint8
+
+const (
+	// OpMatmul is a matrix product, y = x·wᵀ (+ bias): MatmulArgs.
+	OpMatmul Op = iota
+	// OpUnpack expands packed codes to one byte each: UnpackArgs.
+	OpUnpack
+	// OpEmbed dequantizes weight rows by id: EmbedArgs.
+	OpEmbed
+	// OpGather is a gathered product over stacked experts: GatherArgs.
+	OpGather
 )
 
 // Layout is the form in which a kernel reads the weight codes.
@@ -77,6 +108,7 @@ func (l Layout) String() string {
 // Spec describes what a catalog kernel accepts.
 type Spec struct {
 	Name   string
+	Op     Op
 	Layout Layout
 	// Modes, Bits and GroupSizes list what the kernel takes; Bits and
 	// GroupSizes are nil where any width or group size of a supported
@@ -84,6 +116,9 @@ type Spec struct {
 	Modes      []quant.Mode
 	Bits       []int
 	GroupSizes []int
+	// TileRows is, for the gathered products, the most rows of x one
+	// tile of the routing sends to one expert (see Route); 0 otherwise.
+	TileRows int
 }
 
 var allModes = []quant.Mode{quant.Affine, quant.MXFP4, quant.MXFP8, quant.NVFP4}
@@ -95,9 +130,12 @@ var specs = [numKernels]Spec{
 	SIMD4:         {Name: "simd4", Layout: Codes, Modes: []quant.Mode{quant.Affine}, GroupSizes: []int{32}},
 	SIMD4GS64:     {Name: "simd4_gs64", Layout: Codes, Modes: []quant.Mode{quant.Affine}, GroupSizes: []int{64}},
 	PackedSIMD4B4: {Name: "packed_simd4_b4", Layout: Packed, Modes: []quant.Mode{quant.Affine}, Bits: []int{4}, GroupSizes: []int{32}},
-	Unpack:        {Name: "unpack", Layout: Packed, Modes: allModes},
+	Unpack:        {Name: "unpack", Op: OpUnpack, Layout: Packed, Modes: allModes},
 	QMV:           {Name: "qmv", Layout: Packed, Modes: allModes},
 	QMM:           {Name: "qmm", Layout: Packed, Modes: allModes},
+	Embed:         {Name: "embed", Op: OpEmbed, Layout: Packed, Modes: allModes},
+	GatherQMV:     {Name: "gather_qmv", Op: OpGather, Layout: Packed, Modes: allModes, TileRows: 4},
+	GatherQMM:     {Name: "gather_qmm", Op: OpGather, Layout: Packed, Modes: allModes, TileRows: 16},
 }
 
 // Kernels returns every kernel of the catalog, in catalog order.
@@ -109,10 +147,15 @@ func Kernels() []Kernel {
 	return out
 }
 
-// MatmulKernels returns the catalog's matrix product kernels (all but
-// Unpack).
-func MatmulKernels() []Kernel {
-	return slices.DeleteFunc(Kernels(), func(k Kernel) bool { return k == Unpack })
+// MatmulKernels returns the catalog's matrix product kernels (OpMatmul).
+func MatmulKernels() []Kernel { return kernelsOf(OpMatmul) }
+
+// GatherKernels returns the catalog's gathered product kernels (OpGather).
+func GatherKernels() []Kernel { return kernelsOf(OpGather) }
+
+// kernelsOf returns the kernels of the catalog that compute op.
+func kernelsOf(op Op) []Kernel {
+	return slices.DeleteFunc(Kernels(), func(k Kernel) bool { return specs[k].Op != op })
 }
 
 // Spec returns the kernel's description.

@@ -28,9 +28,14 @@ const (
 	BindParams
 	// BindCodes is unpack's output, U8 [rows, cols].
 	BindCodes
+	// BindIDs is embed's ids, I32 [M].
+	BindIDs
+	// BindRoute is the routing of a gathered product, I32
+	// (engine.Routing.Bytes).
+	BindRoute
 )
 
-var bindingNames = [...]string{"x", "w", "scales", "biases", "bias", "y", "params", "codes"}
+var bindingNames = [...]string{"x", "w", "scales", "biases", "bias", "y", "params", "codes", "ids", "route"}
 
 func (b Binding) String() string {
 	if int(b) < len(bindingNames) {
@@ -45,6 +50,12 @@ var MatmulBindings = []Binding{BindX, BindW, BindScales, BindBiases, BindBias, B
 
 // UnpackBindings is the buffer order of the unpack kernel.
 var UnpackBindings = []Binding{BindW, BindCodes, BindParams}
+
+// EmbedBindings is the buffer order of the embed kernel.
+var EmbedBindings = []Binding{BindIDs, BindW, BindScales, BindBiases, BindY, BindParams}
+
+// GatherBindings is the buffer order of the gathered product kernels.
+var GatherBindings = []Binding{BindX, BindW, BindScales, BindBiases, BindBias, BindY, BindRoute, BindParams}
 
 // Params is the parameter block every kernel reads from its BindParams
 // buffer (struct mlxq_params in shaders/metal/common.metal): the product's
@@ -93,8 +104,12 @@ type Spec struct {
 	// N) by Tile[1] rows of x (along M). The grid is ceil(N / Tile[0]) by
 	// ceil(M / Tile[1]) threadgroups. For unpack, Tile[0] is the codes
 	// one threadgroup writes and Tile[1] is 0: the grid is ceil(rows *
-	// cols / Tile[0]) by 1.
+	// cols / Tile[0]) by 1. For the gathered products M is the routing's
+	// tiles, one threadgroup row each.
 	Tile [2]int
+	// AlongK says Tile[0] runs along K instead (embed: a threadgroup
+	// writes Tile[0] features of one id, and M is the ids).
+	AlongK bool
 	// Memory is the threadgroup memory in bytes (a multiple of 16), or 0.
 	Memory int
 	// Buffers is the binding order: [[buffer(i)]] holds Buffers[i].
@@ -104,8 +119,11 @@ type Spec struct {
 // Grid returns the threadgroups per grid for the product p (for unpack,
 // p.N is the rows and p.K the codes per row).
 func (s Spec) Grid(p engine.Params) [3]int {
-	if s.Tile[1] == 0 {
+	switch {
+	case s.Tile[1] == 0:
 		return [3]int{ceilDiv(p.N*p.K, s.Tile[0]), 1, 1}
+	case s.AlongK:
+		return [3]int{ceilDiv(p.K, s.Tile[0]), ceilDiv(p.M, s.Tile[1]), 1}
 	}
 	return [3]int{ceilDiv(p.N, s.Tile[0]), ceilDiv(p.M, s.Tile[1]), 1}
 }
@@ -136,6 +154,9 @@ const (
 	unpackTG    = 256 // unpack: threads per threadgroup
 	qmvRows     = 8   // qmv: rows of W per threadgroup (2 simdgroups x 4)
 	qmvThreads  = 64  // qmv: threads per threadgroup
+	embedTG     = 256 // embed: threads per threadgroup, one feature each
+	gatherRows  = 8   // the gathered products: rows of the expert per threadgroup (2 simdgroups x 4)
+	gatherTG    = 64  // the gathered products: threads per threadgroup
 )
 
 // tileMemory is the threadgroup memory of mlxq_tile_mma: the x and w
@@ -190,6 +211,10 @@ func Geometry(v engine.Variant) (Spec, bool) {
 		s.Memory = tileMemory(simd4Tile, simd4Tile, 64)
 	case engine.QMV:
 		s.Threads, s.Tile = [3]int{qmvThreads, 1, 1}, [2]int{qmvRows, 1}
+	case engine.Embed:
+		s.Threads, s.Tile, s.AlongK, s.Buffers = [3]int{embedTG, 1, 1}, [2]int{embedTG, 1}, true, EmbedBindings
+	case engine.GatherQMV, engine.GatherQMM:
+		s.Threads, s.Tile, s.Buffers = [3]int{gatherTG, 1, 1}, [2]int{gatherRows, 1}, GatherBindings
 	default:
 		return Spec{}, false
 	}

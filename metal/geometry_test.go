@@ -53,9 +53,13 @@ func TestGeometryCoversOutputs(t *testing.T) {
 			assert.GreaterOrEqual(t, g[0]*s.Threads[0]*unpackPer, 5*96, "%v", v)
 			continue
 		}
-		p := engine.Params{M: 17, N: 13, K: 256, Format: v.Format, Act: v.Act}
+		p := engine.Params{M: 17, N: 13, K: 512, Format: v.Format, Act: v.Act}
 		g := s.Grid(p)
-		assert.GreaterOrEqual(t, g[0]*s.Tile[0], p.N, "%v", v)
+		along := p.N
+		if s.AlongK {
+			along = p.K
+		}
+		assert.GreaterOrEqual(t, g[0]*s.Tile[0], along, "%v", v)
 		assert.GreaterOrEqual(t, g[1]*s.Tile[1], p.M, "%v", v)
 	}
 }
@@ -72,7 +76,8 @@ func TestParamsBytes(t *testing.T) {
 func TestBindingsMatchSources(t *testing.T) {
 	common, err := shaders.MetalSource(shaders.MetalCommon)
 	require.NoError(t, err)
-	names := map[string]Binding{"x": BindX, "w": BindW, "scales": BindScales, "biases": BindBiases, "bias": BindBias, "y": BindY, "p": BindParams, "codes": BindCodes}
+	names := map[string]Binding{"x": BindX, "w": BindW, "scales": BindScales, "biases": BindBiases, "bias": BindBias, "y": BindY, "p": BindParams,
+		"codes": BindCodes, "ids": BindIDs, "route": BindRoute}
 	re := regexp.MustCompile(`(\w+)\s*\[\[buffer\((\d+)\)\]\]`)
 	bindings := func(src string) []Binding {
 		var out []Binding
@@ -93,9 +98,16 @@ func TestBindingsMatchSources(t *testing.T) {
 		require.NoError(t, err)
 		v := k.Variants()[0]
 		s, _ := Geometry(v)
-		if k == engine.Unpack {
+		switch k.Spec().Op {
+		case engine.OpUnpack:
 			assert.Equal(t, UnpackBindings, bindings(src), k)
-		} else {
+		case engine.OpEmbed:
+			assert.Equal(t, EmbedBindings, bindings(src), k)
+			assert.Equal(t, EmbedBindings, s.Buffers, k)
+		case engine.OpGather:
+			assert.Equal(t, GatherBindings, bindings(src), k)
+			assert.Equal(t, GatherBindings, s.Buffers, k)
+		default:
 			assert.Contains(t, src, "MLXQ_MATMUL_BUFFERS(", k)
 			assert.Equal(t, MatmulBindings, s.Buffers, k)
 		}

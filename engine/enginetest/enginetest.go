@@ -6,6 +6,9 @@
 // packed kernels against the seed's kernels on unpacked codes; the packed
 // 4-bit seed kernel bit for bit against simd4; outputs poisoned before each
 // run so an unwritten element fails; and several dispatches in one commit.
+// The embedding lookup and the gathered products (MLX's gather_qmm) run
+// likewise against the float64 dequantized rows and products, with their
+// refusals of ids and expert indices out of range.
 package enginetest
 
 import (
@@ -195,6 +198,10 @@ func TestDevice(t *testing.T, dev *engine.Device) {
 	t.Run("Unpack", func(t *testing.T) { testUnpack(t, dev) })
 	t.Run("Batch", func(t *testing.T) { testBatch(t, dev) })
 	t.Run("Plan", func(t *testing.T) { testPlan(t, dev) })
+	t.Run("Embed", func(t *testing.T) { testEmbed(t, dev) })
+	t.Run("EmbedThenLinear", func(t *testing.T) { testEmbedThenLinear(t, dev) })
+	t.Run("Gather", func(t *testing.T) { testGather(t, dev) })
+	t.Run("GatherBatch", func(t *testing.T) { testGatherBatch(t, dev) })
 }
 
 // tolerance is the bound kernel k's variant is held to on dev.

@@ -497,4 +497,161 @@ struct mlxq_codes_packed4 {
 
 #endif // MLXQ_COMMON_SIMD4
 
+// ---- the gathered products' CUDA-core body ----------------------------------
+#ifndef MLXQ_COMMON_GATHER
+#define MLXQ_COMMON_GATHER
+
+// The routing of a gathered product (engine.Routing) as int32 words: a
+// header (the pairs P, TopK, the tiles, flags), the P pairs p = m*TopK + j
+// grouped by expert, then per tile its expert, first pair and count.
+// Pair p reads row p / TopK of x and writes row p of y.
+#define MLXQ_ROUTE_HEADER 4
+
+#define MLXQ_GQ_WARPS 4
+#define MLXQ_GQ_ROWS (MLXQ_BITS > 4 ? 2 : 4)
+#define MLXQ_GQ_TM 4
+// 16-byte weight loads are safe unless rows may start at odd multiples of
+// 8 bytes (nvfp4 with K % 32 == 16).
+#define MLXQ_GQ_WIDE (MLXQ_MODE != 3)
+#define MLXQ_ACT_BYTES (MLXQ_ACT == 0 ? 4 : 2)
+
+// Dot products of the first and second 16 codes of a chunk with x.
+__device__ __forceinline__ void mlxq_gq_dot(const u32* wr, const float* xv, float& d0, float& d1) {
+    float a0 = 0.0f, a1 = 0.0f;
+#pragma unroll
+    for (int j = 0; j < 32; j++) {
+        const float v = mlxq_code_value(mlxq_code<MLXQ_BITS>(wr, j));
+        if (j < 16) a0 = mlxq_fma(v, xv[j], a0);
+        else a1 = mlxq_fma(v, xv[j], a1);
+    }
+    d0 = a0;
+    d1 = a1;
+}
+
+// One tile of the routing (blockIdx.x) by MLXQ_GQ_WARPS * MLXQ_GQ_ROWS
+// rows of its expert's weight (blockIdx.y), exact float32 FMA on CUDA
+// cores, for activations of every dtype: qmv's f32 design on gathered rows
+// of x. Blocks of 128 threads (4 warps); each warp owns MLXQ_GQ_ROWS
+// consecutive rows of the expert and takes the tile's rows of x
+// MLXQ_GQ_TM at a time. Lane l walks the chunks c = l, l + 32, ... of its
+// rows, loads each chunk's words and scales once per MLXQ_GQ_TM rows of x
+// and the chunk's 32 activations of each row of x once for all its weight
+// rows, and folds the affine bias: acc += s * sum(q * x) + b * sum(x). The
+// warp sums its lanes with shuffles; one lane per (weight row, pair) adds
+// the expert's Linear bias and writes the pair's row of y.
+__device__ __forceinline__ void mlxq_gather_rows(const void* x, const void* w, const void* scales,
+                                                 const void* biases, const float* bias, void* y,
+                                                 const int* route, int N, int K) {
+    const int npairs = route[0], topk = route[1];
+    const int* tile = route + MLXQ_ROUTE_HEADER + npairs + 3 * blockIdx.x;
+    const int e = tile[0], count = tile[2];
+    const int* pairs = route + MLXQ_ROUTE_HEADER + tile[1];
+    const int lane = threadIdx.x & 31;
+    const int n0 = (blockIdx.y * MLXQ_GQ_WARPS + (threadIdx.x >> 5)) * MLXQ_GQ_ROWS;
+    if (n0 >= N) return;
+    const size_t wpr = (size_t)K * MLXQ_BITS / 32;
+    const size_t gpr = (size_t)(K / MLXQ_GROUP);
+    const int nfull = K >> 5;
+    const u32* wrow[MLXQ_GQ_ROWS];
+    size_t srow[MLXQ_GQ_ROWS];
+#pragma unroll
+    for (int r = 0; r < MLXQ_GQ_ROWS; r++) {
+        const size_t n = (size_t)e * N + mlxq_min(n0 + r, N - 1);
+        wrow[r] = (const u32*)w + n * wpr;
+        srow[r] = n * gpr;
+    }
+    for (int t0 = 0; t0 < count; t0 += MLXQ_GQ_TM) {
+        const int mt = mlxq_min(MLXQ_GQ_TM, count - t0);
+        const char* xr[MLXQ_GQ_TM];
+#pragma unroll
+        for (int t = 0; t < MLXQ_GQ_TM; t++) {
+            const int pair = pairs[t0 + mlxq_min(t, mt - 1)];
+            xr[t] = (const char*)x + (size_t)(pair / topk) * K * MLXQ_ACT_BYTES;
+        }
+        float acc[MLXQ_GQ_ROWS][MLXQ_GQ_TM];
+#pragma unroll
+        for (int r = 0; r < MLXQ_GQ_ROWS; r++)
+#pragma unroll
+            for (int t = 0; t < MLXQ_GQ_TM; t++) acc[r][t] = 0.0f;
+        for (int c = lane; c < nfull; c += 32) {
+            u32 cur[MLXQ_GQ_ROWS][MLXQ_BITS];
+            float cs[MLXQ_GQ_ROWS][MLXQ_SPC], cb[MLXQ_GQ_ROWS];
+#pragma unroll
+            for (int r = 0; r < MLXQ_GQ_ROWS; r++) {
+                mlxq_load_words<MLXQ_BITS, MLXQ_GQ_WIDE>(wrow[r] + (size_t)c * MLXQ_BITS, cur[r]);
+                const size_t g = srow[r] + (size_t)c * 32 / MLXQ_GROUP;
+#pragma unroll
+                for (int h = 0; h < MLXQ_SPC; h++) cs[r][h] = mlxq_scale(scales, g + h);
+                cb[r] = mlxq_load_qbias(biases, g);
+            }
+#pragma unroll
+            for (int t = 0; t < MLXQ_GQ_TM; t++) {
+                if (t < mt) {
+                    float xv[32];
+                    mlxq_load_act32(xr[t] + (size_t)c * 32 * MLXQ_ACT_BYTES, xv);
+#if MLXQ_AFFINE
+                    float xs0 = 0.0f, xs1 = 0.0f;
+#pragma unroll
+                    for (int j = 0; j < 32; j += 2) {
+                        xs0 += xv[j];
+                        xs1 += xv[j + 1];
+                    }
+                    const float xs = xs0 + xs1;
+#endif
+#pragma unroll
+                    for (int r = 0; r < MLXQ_GQ_ROWS; r++) {
+                        float d0, d1;
+                        mlxq_gq_dot(cur[r], xv, d0, d1);
+#if MLXQ_SPC == 2
+                        acc[r][t] = mlxq_fma(cs[r][1], d1, mlxq_fma(cs[r][0], d0, acc[r][t]));
+#elif MLXQ_AFFINE
+                        acc[r][t] = mlxq_fma(cb[r], xs, mlxq_fma(cs[r][0], d0 + d1, acc[r][t]));
+#else
+                        acc[r][t] = mlxq_fma(cs[r][0], d0 + d1, acc[r][t]);
+#endif
+                    }
+                }
+            }
+        }
+#if MLXQ_GROUP == 16
+        // nvfp4 rows with K % 32 == 16 end in a half chunk of 16 codes.
+        if ((K & 31) && lane == (nfull & 31)) {
+            const int c = nfull;
+#pragma unroll
+            for (int t = 0; t < MLXQ_GQ_TM; t++) {
+                if (t < mt) {
+                    float xv[32];
+                    mlxq_load_act16(xr[t] + (size_t)c * 32 * MLXQ_ACT_BYTES, xv);
+#pragma unroll
+                    for (int r = 0; r < MLXQ_GQ_ROWS; r++) {
+                        u32 wr[MLXQ_BITS];
+                        mlxq_load_words<MLXQ_BITS / 2, false>(wrow[r] + (size_t)c * MLXQ_BITS, wr);
+                        const float s = mlxq_scale(scales, srow[r] + (size_t)c * 2);
+                        float d0 = 0.0f;
+#pragma unroll
+                        for (int j = 0; j < 16; j++)
+                            d0 = mlxq_fma(mlxq_code_value(mlxq_code<MLXQ_BITS>(wr, j)), xv[j], d0);
+                        acc[r][t] = mlxq_fma(s, d0, acc[r][t]);
+                    }
+                }
+            }
+        }
+#endif
+#pragma unroll
+        for (int r = 0; r < MLXQ_GQ_ROWS; r++) {
+#pragma unroll
+            for (int t = 0; t < MLXQ_GQ_TM; t++) {
+                float v = mlxq_warp_sum(acc[r][t]);
+                const int n = n0 + r;
+                if (lane == r * MLXQ_GQ_TM + t && t < mt && n < N) {
+                    if (bias) v += bias[(size_t)e * N + n];
+                    mlxq_store_act(y, (size_t)pairs[t0 + t] * N + n, v);
+                }
+            }
+        }
+    }
+}
+
+#endif // MLXQ_COMMON_GATHER
+
 #endif // MLXQ_COMMON_CUH

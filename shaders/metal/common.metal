@@ -13,8 +13,10 @@
 // Every unit's entry point is mlxq_kernel. Buffers are bound in the order
 // of metal/geometry.go: matrix products take x, w, scales, biases, bias,
 // y and the parameter block (buffer indices 0 to 6); unpack takes w, codes
-// and the parameter block (0 to 2). Absent biases and bias are bound to a
-// dummy buffer and flagged off in the parameter block. Threadgroup memory,
+// and the parameter block (0 to 2); embed and the gathered products take
+// the lists their sources give (EmbedBindings and GatherBindings there).
+// Absent biases and bias are bound to a dummy buffer and flagged off in
+// the parameter block. Threadgroup memory,
 // where a kernel uses any, is one float array at [[threadgroup(0)]] of the
 // size the geometry table gives.
 //
@@ -340,5 +342,117 @@ struct mlxq_codes_packed4 {
         return (w[ulong(n) * (K / 8u) + (k >> 3)] >> ((k & 7u) * 4u)) & 15u;
     }
 };
+
+// ---- the gathered products' body ----------------------------------------------
+//
+// The routing of a gathered product (engine.Routing) as int32 words: a
+// header (the pairs P, TopK, the tiles, flags: 1 = an expert bias is
+// bound), the P pairs p = m * TopK + j grouped by expert, then per tile
+// its expert, first pair and count. Pair p reads row p / TopK of x and
+// writes row p of y. The parameter block gives N (each expert's rows) and
+// K.
+//
+// One threadgroup of 64 threads (2 simdgroups) computes 8 rows of the
+// expert of tile tgid.y, rows 8 tgid.x .. 8 tgid.x + 7, for the tile's (at
+// most TR) rows of x: qmv's design (qmv.metal) on gathered rows. Each
+// simdgroup owns 4 rows; lane l takes the run of VPT values at l * VPT of
+// each block of 32 * VPT values along K, loads the run's codes of its 4
+// rows once as 16-bit halves of the packed stream, with their scales and
+// biases, and then the run's activations of each of the tile's rows of x
+// (with their sum), and folds the affine bias: acc += s * sum(q * x) +
+// b * sum(x). Rows past N read row N - 1 and are never written; simd_sum
+// reduces the lanes, and lane 0 adds the expert bias and writes the
+// pair's row of y.
+#define MLXQ_ROUTE_HEADER 4
+#define MLXQ_ROUTE_BIAS 1
+
+#if MLXQ_BITS >= 6
+#define MLXQ_GQ_VPT 8
+#else
+#define MLXQ_GQ_VPT 16
+#endif
+#define MLXQ_GQ_BLOCK (32 * MLXQ_GQ_VPT)
+#define MLXQ_GQ_HALVES (MLXQ_GQ_VPT * MLXQ_BITS / 16)
+#define MLXQ_GQ_ROWS 4
+
+template <int TR>
+inline void mlxq_gather_rows(const device act_t* x, const device uint* w, const device scale_t* scales,
+                             const device scale_t* biases, const device float* bias, device act_t* y,
+                             const device int* route, constant mlxq_params& p, uint3 tgid, uint sgid, uint lane) {
+    const uint N = p.N, K = p.K;
+    const int npairs = route[0], topk = route[1];
+    const bool has_bias = (route[3] & MLXQ_ROUTE_BIAS) != 0;
+    const device int* tile = route + MLXQ_ROUTE_HEADER + npairs + 3 * int(tgid.y);
+    const ulong e = ulong(tile[0]);
+    const int count = min(tile[2], TR);
+    const device int* pairs = route + MLXQ_ROUTE_HEADER + tile[1];
+    const uint n0 = tgid.x * 8u + sgid * uint(MLXQ_GQ_ROWS);
+    if (n0 >= N) {
+        return;
+    }
+    const device ushort* wh = (const device ushort*)w;
+    const ulong halves_per_row = ulong(K) * MLXQ_BITS / 16;
+    const uint gpr = K / uint(MLXQ_GROUP);
+    ulong woff[MLXQ_GQ_ROWS];
+    ulong soff[MLXQ_GQ_ROWS];
+    for (int r = 0; r < MLXQ_GQ_ROWS; r++) {
+        const ulong n = e * N + min(n0 + uint(r), N - 1u);
+        woff[r] = n * halves_per_row;
+        soff[r] = n * gpr;
+    }
+    ulong xoff[TR];
+    float acc[MLXQ_GQ_ROWS][TR];
+    for (int t = 0; t < TR; t++) {
+        xoff[t] = ulong(pairs[min(t, count - 1)] / topk) * K;
+        for (int r = 0; r < MLXQ_GQ_ROWS; r++) {
+            acc[r][t] = 0.0f;
+        }
+    }
+    for (uint k = lane * uint(MLXQ_GQ_VPT); k < K; k += uint(MLXQ_GQ_BLOCK)) {
+        const uint g = k / uint(MLXQ_GROUP);
+        const ulong hk = ulong(k) * MLXQ_BITS / 16;
+        uint h[MLXQ_GQ_ROWS][MLXQ_GQ_HALVES + 1];
+        float s[MLXQ_GQ_ROWS];
+        float b[MLXQ_GQ_ROWS];
+        for (int r = 0; r < MLXQ_GQ_ROWS; r++) {
+            const device ushort* src = wh + woff[r] + hk;
+            for (int i = 0; i < MLXQ_GQ_HALVES; i++) {
+                h[r][i] = uint(src[i]);
+            }
+            h[r][MLXQ_GQ_HALVES] = 0u;
+            s[r] = mlxq_scale(scales, soff[r] + g);
+            b[r] = mlxq_load_qbias(biases, soff[r] + g, MLXQ_HAS_BIASES);
+        }
+        for (int t = 0; t < count; t++) {
+            float xv[MLXQ_GQ_VPT];
+            float xsum = 0.0f;
+            for (int j = 0; j < MLXQ_GQ_VPT; j++) {
+                xv[j] = float(x[xoff[t] + k + uint(j)]);
+                xsum += xv[j];
+            }
+            for (int r = 0; r < MLXQ_GQ_ROWS; r++) {
+                float d = 0.0f;
+                for (int j = 0; j < MLXQ_GQ_VPT; j++) {
+                    d = fma(xv[j], mlxq_code_value(mlxq_run_code(h[r], j)), d);
+                }
+#if MLXQ_AFFINE
+                acc[r][t] = fma(s[r], d, fma(b[r], xsum, acc[r][t]));
+#else
+                acc[r][t] = fma(s[r], d, acc[r][t]);
+#endif
+            }
+        }
+    }
+    for (int r = 0; r < MLXQ_GQ_ROWS; r++) {
+        for (int t = 0; t < count; t++) {
+            const float v = simd_sum(acc[r][t]);
+            const uint n = n0 + uint(r);
+            if (lane == 0u && n < N) {
+                const float eb = has_bias ? bias[e * N + n] : 0.0f;
+                y[ulong(pairs[t]) * N + n] = act_t(v + eb);
+            }
+        }
+    }
+}
 
 #endif // MLXQ_COMMON_METAL
