@@ -10,9 +10,10 @@
 // steps v, v + nw, ... (first those whose chunks are all whole, compiled
 // without bounds checks, then the partial last step, with them) and lane
 // (g = lane / 4, t = lane % 4) takes chunk
-// 4 * step + t of rows n0 + g and n0 + g + 8, with 8- or 16-byte loads,
-// prefetching the next step's words, scales and biases into registers while
-// it multiplies the current one. Each code is dequantized in the
+// 4 * step + t of rows n0 + g and n0 + g + 8, with 8- or 16-byte streaming
+// loads (no L1 allocation, 256-byte L2 prefetch), prefetching the words,
+// scales and biases of two steps ahead into registers while it multiplies
+// the current one. Each code is dequantized in the
 // activation's type, round(s*q + b) (affine 4-bit: packed 16-bit FMAs on
 // magic-number codes; other formats: float32, then rounded) or
 // decode(q)*s, and pairs of codes (8i + j, 8i + j + 4) of word i go straight
@@ -79,6 +80,30 @@ __device__ __forceinline__ void qmv_fetch_x(const u16* xp, int valid, u32* xw) {
     }
 }
 
+// Loads the n words of a chunk like mlxq_load_words, as a stream: not
+// kept in L1 (x and the scales are), with a 256-byte L2 prefetch hint (the
+// nw warps of a block read 64 bytes of a row each, side by side).
+template <int NW, bool WIDE>
+__device__ __forceinline__ void qmv_load_words(const u32* p, u32* w) {
+    if (WIDE && (NW % 4) == 0) {
+#pragma unroll
+        for (int i = 0; i < NW / 4; i++)
+            asm("ld.global.nc.L1::no_allocate.L2::256B.v4.u32 {%0, %1, %2, %3}, [%4];"
+                : "=r"(w[4 * i]), "=r"(w[4 * i + 1]), "=r"(w[4 * i + 2]), "=r"(w[4 * i + 3])
+                : "l"(p + 4 * i));
+    } else if ((NW % 2) == 0) {
+#pragma unroll
+        for (int i = 0; i < NW / 2; i++)
+            asm("ld.global.nc.L1::no_allocate.L2::256B.v2.u32 {%0, %1}, [%2];"
+                : "=r"(w[2 * i]), "=r"(w[2 * i + 1])
+                : "l"(p + 2 * i));
+    } else {
+#pragma unroll
+        for (int i = 0; i < NW; i++)
+            asm("ld.global.nc.L1::no_allocate.L2::256B.u32 %0, [%1];" : "=r"(w[i]) : "l"(p + i));
+    }
+}
+
 // At least 16 warps per multiprocessor: at most 128 registers.
 #define QMV_TC_MINB 2
 // Loads chunk c of a row (a half chunk of 16 codes at the end of nvfp4 rows
@@ -87,7 +112,7 @@ __device__ __forceinline__ void qmv_fetch(mlxq_chunk& ch, const u32* wrow, const
                                           const void* biases, size_t srow, int c, int K) {
     const u32* p = wrow + (size_t)c * MLXQ_BITS;
     if (c * 32 + 32 <= K) {
-        mlxq_load_words<MLXQ_BITS, QMV_WIDE>(p, ch.w);
+        qmv_load_words<MLXQ_BITS, QMV_WIDE>(p, ch.w);
     } else {
         mlxq_load_words<MLXQ_BITS / 2, false>(p, ch.w);
 #pragma unroll
@@ -116,16 +141,20 @@ template <bool FULL, bool TWO>
 __device__ __forceinline__ int qmv_steps(qmv_tc& q, const void* scales, const void* biases,
                                          int s, int end, int nw, int t, int nch, int K) {
     if (s >= end) return s;
-    mlxq_chunk cg, chh;
+    // Steps s and s + nw in registers; the loop fetches s + 2 nw.
+    mlxq_chunk cg, chh, cg2, ch2;
     {
         const int c = FULL ? 4 * s + t : mlxq_min(4 * s + t, nch - 1);
         qmv_fetch(cg, q.wg, scales, biases, q.sg, c, K);
         qmv_fetch(chh, q.wh, scales, biases, q.sh, c, K);
+        const int c2 = mlxq_min(4 * (s + nw) + t, nch - 1);
+        qmv_fetch(cg2, q.wg, scales, biases, q.sg, c2, K);
+        qmv_fetch(ch2, q.wh, scales, biases, q.sh, c2, K);
     }
     for (; s < end; s += nw) {
-        // Prefetch the next step's words and scales (clamped to the last chunk).
+        // Prefetch two steps ahead (clamped to the last chunk).
         mlxq_chunk ng_, nh_;
-        const int cn = mlxq_min(4 * (s + nw) + t, nch - 1);
+        const int cn = mlxq_min(4 * (s + 2 * nw) + t, nch - 1);
         qmv_fetch(ng_, q.wg, scales, biases, q.sg, cn, K);
         qmv_fetch(nh_, q.wh, scales, biases, q.sh, cn, K);
 
@@ -150,8 +179,10 @@ __device__ __forceinline__ int qmv_steps(qmv_tc& q, const void* scales, const vo
                 qmv_mma(q.acc3, Ag[2], Ah[2], Ag[3], Ah[3], Bh[2], Bh[3]);
             }
         }
-        cg = ng_;
-        chh = nh_;
+        cg = cg2;
+        chh = ch2;
+        cg2 = ng_;
+        ch2 = nh_;
     }
     return s;
 }
