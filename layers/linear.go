@@ -35,27 +35,56 @@ type QuantLinear struct {
 
 	w, scales, biases, bias *engine.Buffer
 	x, y                    *engine.Buffer
+	// shared says the weight buffers belong to another layer (a tied
+	// head of a QuantEmbedding), which frees them.
+	shared bool
 }
 
 // An Option changes how a layer is built.
-type Option func(*QuantLinear)
+type Option func(*options)
+
+// options are what the Options of a layer set.
+type options struct {
+	kernel *engine.Kernel
+	dtype  quant.DType
+}
+
+// buildOptions applies opts to the defaults: the plan's kernels, F32
+// activations.
+func buildOptions(opts []Option) options {
+	o := options{dtype: quant.F32}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	return o
+}
+
+// checkDType verifies that dt is an activation dtype.
+func checkDType(name string, dt quant.DType) error {
+	if !slices.Contains(engine.ActDTypes(), dt) {
+		return fmt.Errorf("layer %s: %w: activation dtype %v, want F32, F16 or BF16", name, engine.ErrArgs, dt)
+	}
+	return nil
+}
 
 // WithKernel makes the layer run kernel k at every M instead of the one the
-// plan picks; building fails if k does not take the layer's format.
+// plan picks; building fails if k does not take the layer's format, or
+// does not compute the layer's operation (a matrix product kernel for a
+// QuantLinear, a gathered product kernel for a SwitchLinear).
 func WithKernel(k engine.Kernel) Option {
-	return func(l *QuantLinear) { l.kernel = &k }
+	return func(o *options) { o.kernel = &k }
 }
 
 // WithDType builds the layer for activations of dtype dt (F32, F16 or
 // BF16): its x and y buffers hold dt, and Encode takes x of dt.
 func WithDType(dt quant.DType) Option {
-	return func(l *QuantLinear) { l.DType = dt }
+	return func(o *options) { o.dtype = dt }
 }
 
 // Load builds the layer from a loaded 2-D layer of a model.
 func Load(dev *engine.Device, l *loader.Layer, maxSeqLen int, opts ...Option) (*QuantLinear, error) {
 	if l.Experts > 0 {
-		return nil, fmt.Errorf("layer %s stacks %d experts: use LoadExpert", l.Name, l.Experts)
+		return nil, fmt.Errorf("layer %s stacks %d experts: use LoadExpert for one expert, or LoadSwitch for all", l.Name, l.Experts)
 	}
 	return LoadExpert(dev, l, 0, maxSeqLen, opts...)
 }
@@ -85,29 +114,11 @@ func New(dev *engine.Device, name string, m *quant.Matrix, bias []float32, maxSe
 	if bias != nil && len(bias) != m.Rows {
 		return nil, fmt.Errorf("layer %s: bias of %d values, want %d", name, len(bias), m.Rows)
 	}
-	l := &QuantLinear{Name: name, Format: m.Format, In: m.Cols, Out: m.Rows, MaxSeqLen: maxSeqLen, DType: quant.F32, dev: dev,
-		bytes: len(m.Weight) + len(m.Scales) + len(m.Biases)}
-	for _, o := range opts {
-		o(l)
+	l, err := newLinear(dev, name, m.Format, m.Cols, m.Rows, maxSeqLen, opts)
+	if err != nil {
+		return nil, err
 	}
-	if !slices.Contains(engine.ActDTypes(), l.DType) {
-		return nil, fmt.Errorf("layer %s: %w: activation dtype %v, want F32, F16 or BF16", name, engine.ErrArgs, l.DType)
-	}
-	if l.kernel != nil {
-		if err := l.kernel.Accepts(m.Format); err != nil {
-			return nil, fmt.Errorf("layer %s: %w", name, err)
-		}
-		if !dev.Supports(*l.kernel) {
-			return nil, fmt.Errorf("layer %s: %w: kernel %s on %s", name, engine.ErrUnsupported, *l.kernel, dev.Backend())
-		}
-		l.layout = l.kernel.Spec().Layout
-	} else {
-		p, err := dev.Plan(l.params(1))
-		if err != nil {
-			return nil, fmt.Errorf("layer %s: %w", name, err)
-		}
-		l.layout = p.Layout
-	}
+	l.bytes = len(m.Weight) + len(m.Scales) + len(m.Biases)
 	if err := l.upload(m, bias); err != nil {
 		l.Close()
 		return nil, fmt.Errorf("layer %s: %w", name, err)
@@ -115,18 +126,42 @@ func New(dev *engine.Device, name string, m *quant.Matrix, bias []float32, maxSe
 	return l, nil
 }
 
-func (l *QuantLinear) alloc(dt quant.DType, data []byte, shape ...int) (*engine.Buffer, error) {
-	b, err := l.dev.Alloc(dt, shape...)
-	if err != nil {
+// newLinear returns a layer of format f without its buffers, with the
+// options applied and the layout of its weights fixed.
+func newLinear(dev *engine.Device, name string, f quant.Format, in, out, maxSeqLen int, opts []Option) (*QuantLinear, error) {
+	o := buildOptions(opts)
+	l := &QuantLinear{Name: name, Format: f, In: in, Out: out, MaxSeqLen: maxSeqLen, DType: o.dtype, dev: dev, kernel: o.kernel}
+	if err := checkDType(name, l.DType); err != nil {
 		return nil, err
 	}
-	if data != nil {
-		if err := l.dev.Upload(b, data); err != nil {
-			b.Free()
+	if l.kernel != nil {
+		if err := checkKernel(dev, name, *l.kernel, engine.OpMatmul, f); err != nil {
 			return nil, err
 		}
+		l.layout = l.kernel.Spec().Layout
+		return l, nil
 	}
-	return b, nil
+	p, err := dev.Plan(l.params(1))
+	if err != nil {
+		return nil, fmt.Errorf("layer %s: %w", name, err)
+	}
+	l.layout = p.Layout
+	return l, nil
+}
+
+// checkKernel verifies that kernel k computes op, takes format f and runs
+// on dev.
+func checkKernel(dev *engine.Device, name string, k engine.Kernel, op engine.Op, f quant.Format) error {
+	if k.Spec().Op != op {
+		return fmt.Errorf("layer %s: %w: kernel %s does not compute this layer's operation", name, engine.ErrArgs, k)
+	}
+	if err := k.Accepts(f); err != nil {
+		return fmt.Errorf("layer %s: %w", name, err)
+	}
+	if !dev.Supports(k) {
+		return fmt.Errorf("layer %s: %w: kernel %s on %s", name, engine.ErrUnsupported, k, dev.Backend())
+	}
+	return nil
 }
 
 // upload puts the weights on the device in the layer's layout, unpacking
@@ -134,26 +169,26 @@ func (l *QuantLinear) alloc(dt quant.DType, data []byte, shape ...int) (*engine.
 func (l *QuantLinear) upload(m *quant.Matrix, bias []float32) error {
 	var err error
 	ng := m.Groups()
-	if l.scales, err = l.alloc(m.ScaleType, m.Scales, m.Rows, ng); err != nil {
+	if l.scales, err = allocOn(l.dev, m.ScaleType, m.Scales, m.Rows, ng); err != nil {
 		return err
 	}
 	if m.Biases != nil {
-		if l.biases, err = l.alloc(m.ScaleType, m.Biases, m.Rows, ng); err != nil {
+		if l.biases, err = allocOn(l.dev, m.ScaleType, m.Biases, m.Rows, ng); err != nil {
 			return err
 		}
 	}
 	if bias != nil {
-		if l.bias, err = l.alloc(quant.F32, engine.Float32Bytes(bias), m.Rows); err != nil {
+		if l.bias, err = allocOn(l.dev, quant.F32, engine.Float32Bytes(bias), m.Rows); err != nil {
 			return err
 		}
 	}
-	if l.x, err = l.alloc(l.DType, nil, l.MaxSeqLen, l.In); err != nil {
+	if l.x, err = allocOn(l.dev, l.DType, nil, l.MaxSeqLen, l.In); err != nil {
 		return err
 	}
-	if l.y, err = l.alloc(l.DType, nil, l.MaxSeqLen, l.Out); err != nil {
+	if l.y, err = allocOn(l.dev, l.DType, nil, l.MaxSeqLen, l.Out); err != nil {
 		return err
 	}
-	packed, err := l.alloc(quant.U32, m.Weight, m.Rows, m.RowBytes()/4)
+	packed, err := allocOn(l.dev, quant.U32, m.Weight, m.Rows, m.RowBytes()/4)
 	if err != nil {
 		return err
 	}
@@ -162,7 +197,7 @@ func (l *QuantLinear) upload(m *quant.Matrix, bias []float32) error {
 		return nil
 	}
 	defer packed.Free()
-	if l.w, err = l.alloc(quant.U8, nil, m.Rows, m.Cols); err != nil {
+	if l.w, err = allocOn(l.dev, quant.U8, nil, m.Rows, m.Cols); err != nil {
 		return err
 	}
 	e := l.dev.NewEncoder()
@@ -327,9 +362,15 @@ func (l *QuantLinear) forward(x []byte, m int) ([]byte, error) {
 	return y, nil
 }
 
-// Close frees the layer's device buffers.
+// Close frees the layer's device buffers; a tied head (QuantEmbedding's
+// AsLinear) frees its x and y only, the weights being the embedding's.
 func (l *QuantLinear) Close() {
-	for _, b := range []*engine.Buffer{l.w, l.scales, l.biases, l.bias, l.x, l.y} {
+	l.x.Free()
+	l.y.Free()
+	if l.shared {
+		return
+	}
+	for _, b := range []*engine.Buffer{l.w, l.scales, l.biases, l.bias} {
 		b.Free()
 	}
 }
