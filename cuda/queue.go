@@ -214,6 +214,10 @@ func (d *Driver) run(ops []op) error {
 			return err
 		}
 	}
+	if t := d.timing; t != nil {
+		// Behind the commit's last work, before the host waits for it.
+		return d.cu.check("cuEventRecord", d.cu.cuEventRecord(t.end, d.stream))
+	}
 	return nil
 }
 

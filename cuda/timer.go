@@ -40,10 +40,12 @@ const warmupTime = 50 * time.Millisecond
 
 // Time implements engine.Timer with CUDA events recorded on the device's
 // stream: a run is timed on the device from the start of the first work
-// it commits to the end of the last. A short kernel launched before the
-// start event holds the stream while the host submits the run's first
-// commit, so the time is the device's, without the host's submission
-// latency (runs of several commits still include the gaps between them).
+// it commits to the end of the last, the end event recorded behind each
+// commit's work before the host waits for it. A short kernel launched
+// before the start event holds the stream while the host submits the
+// run's first commit, so the time is the device's, without the host's
+// submission or wake-up latency (runs of several commits still include
+// the gaps between them).
 // The warm-up runs go on past warmup until they have taken warmupTime.
 // Runs must not overlap another Time call on the same driver.
 func (d *Driver) Time(run func() error, warmup, repeat int) ([]time.Duration, error) {
@@ -86,9 +88,6 @@ func (d *Driver) Time(run func() error, warmup, repeat int) ([]time.Duration, er
 			}
 			if !t.started {
 				return fmt.Errorf("cuda: timed run committed no work")
-			}
-			if err := cu.check("cuEventRecord", cu.cuEventRecord(t.end, d.stream)); err != nil {
-				return err
 			}
 			if err := cu.check("cuEventSynchronize", cu.cuEventSynchronize(t.end)); err != nil {
 				return err
