@@ -276,6 +276,19 @@ func (d *Driver) SetCUBLASMinM(m int) {
 	p.mu.Unlock()
 }
 
+// CUBLASMinM returns the smallest M at which QMM with F16 or BF16
+// activations takes the cuBLAS path, or 0 where the path is off or
+// cuBLAS failed to load.
+func (d *Driver) CUBLASMinM() int {
+	p := d.gemm
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.on || p.why != "" {
+		return 0
+	}
+	return p.minM
+}
+
 // setCUBLASChunk sets the scratch budget of later dispatches, in bytes.
 func (d *Driver) setCUBLASChunk(n int) {
 	p := d.gemm

@@ -489,6 +489,7 @@ func TestCUBLASPathFake(t *testing.T) {
 	dev, d := cublasFake(t, f, b, cublasConfig{on: true, minM: 16}, &mat, &act)
 	assert.Equal(t, "cuBLAS (loaded at first use): on for QMM with F16/BF16 activations at M >= 16", d.CUBLAS())
 	assert.Zero(t, b.loads, "cuBLAS is loaded at the first QMM that takes its path")
+	assert.Equal(t, 16, d.CUBLASMinM())
 	require.NoError(t, d.SetCUBLAS(true))
 	assert.Equal(t, "cuBLAS 13.1.0 (libcublas.so.13): on for QMM with F16/BF16 activations at M >= 16", d.CUBLAS())
 	require.Len(t, b.handles, 1)
@@ -609,6 +610,7 @@ func TestCUBLASUnavailable(t *testing.T) {
 	var act quant.DType
 	_, d := cublasFake(t, f, b, cublasConfig{}, &mat, &act)
 	assert.Equal(t, "cuBLAS off (MLXQ_CUDA_CUBLAS=on enables it)", d.CUBLAS())
+	assert.Zero(t, d.CUBLASMinM())
 	assert.Zero(t, b.loads)
 	assert.Empty(t, b.handles)
 
@@ -622,6 +624,7 @@ func TestCUBLASUnavailable(t *testing.T) {
 	require.NoError(t, err)
 	assert.Nil(t, g, "the own kernel runs")
 	assert.Equal(t, "cuBLAS unavailable (libcublas.so.13 not found: no such file)", d2.CUBLAS())
+	assert.Zero(t, d2.CUBLASMinM(), "unavailable")
 	assert.ErrorContains(t, d2.SetCUBLAS(true), "libcublas.so.13 not found")
 	ok, _ := d2.gemm.selects(qmm, 4096)
 	assert.False(t, ok)

@@ -8,8 +8,8 @@
 // of bench/cuda_peer.py into one table. Every QMM figure of bf16
 // activations is timed twice: with the backend's own kernel (kernel "qmm")
 // and through the backend's dequant + cuBLAS path (kernel "qmm+cublas",
-// whatever M; the driver's default rule takes that path only when
-// MLXQ_CUDA_CUBLAS=on and M >= its threshold).
+// whatever M); rows the driver's default rule would not run are marked
+// not planned (it takes the cuBLAS path from M = Driver.CUBLASMinM on).
 //
 // Usage: cudabench [-quick] [-footprint MB]
 package main
@@ -109,7 +109,9 @@ func run(quick bool, footprint int) error {
 		return errors.New("the cuda device has no event timer")
 	}
 	emit(row{Kind: "device", Note: dev.Name()})
-	// The own kernels first; the cuBLAS path only where asked for.
+	// The plan's rule, then the own kernels first; the cuBLAS path only
+	// where asked for.
+	blasFrom = drv.CUBLASMinM()
 	if err := drv.SetCUBLAS(false); err != nil {
 		return err
 	}
@@ -151,6 +153,17 @@ func randomMatrix(c layerCase) *quant.Matrix {
 
 // cublasOK says whether the cuBLAS path of QMM can be timed.
 var cublasOK bool
+
+// blasFrom is the smallest M at which the driver's default rule sends QMM
+// of 16-bit activations through cuBLAS (0: never).
+var blasFrom int
+
+// planned says whether the driver's default plan runs kernel k at m rows
+// of dtype dt through cuBLAS (viaBLAS) or the own kernel, as timed.
+func planned(plan, k engine.Kernel, dt quant.DType, m int, viaBLAS bool) bool {
+	blas := k == engine.QMM && dt != quant.F32 && blasFrom > 0 && m >= blasFrom
+	return k == plan && viaBLAS == blas
+}
 
 var (
 	ms      = []int{1, 4, 16, 64, 512, 4096}
@@ -219,7 +232,7 @@ func layer(dev *engine.Device, c layerCase, footprint int) error {
 						name, path = name+"+cublas", "dequant+cublas"
 					}
 					emit(row{Kind: "mlxq", N: c.n, K: c.k, Bits: c.bits, GS: c.gs, DType: dtypeName(dt), M: m, Kernel: name,
-						Planned: k == plan.Kernel && !viaBLAS, Copies: copies, US: us, Bytes: read, Path: path,
+						Planned: planned(plan.Kernel, k, dt, m, viaBLAS), Copies: copies, US: us, Bytes: read, Path: path,
 						TBps: float64(read) / us / 1e6, TFLOPs: 2 * float64(m) * float64(c.n) * float64(c.k) / us / 1e6})
 				}
 			}
