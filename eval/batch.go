@@ -27,13 +27,15 @@ type Batch struct {
 	skipped int
 }
 
-// target is a layer to evaluate: a layer of a model (expert 0 of a layer
-// of stacked experts) or a synthetic one.
+// target is a layer to evaluate: a layer of a model or a synthetic one
+// (a Linear).
 type target struct {
 	model, name string
 	quant.Format
 	scaleType quant.DType
 	out, in   int
+	kind      loader.Kind
+	experts   int // of stacked experts, else 0
 
 	layer *loader.Layer // nil for a synthetic layer
 	syn   Synthetic
@@ -103,11 +105,8 @@ func (b *Batch) open() error {
 			return bad(key, err)
 		}
 		for _, l := range selected {
-			t := &target{model: name, name: l.Name, Format: l.Format, scaleType: l.Scales.DType, out: l.Out, in: l.In, layer: l}
-			if l.Experts > 0 {
-				t.name = fmt.Sprintf("%s[0]", l.Name)
-			}
-			b.targets = append(b.targets, t)
+			b.targets = append(b.targets, &target{model: name, name: l.Name, Format: l.Format, scaleType: l.Scales.DType, out: l.Out, in: l.In,
+				kind: l.Kind(), experts: l.Experts, layer: l})
 		}
 	}
 	for _, s := range cfg.Synthetic {
@@ -212,23 +211,42 @@ func selectLayers(model *loader.Model, name string, selectors []string) ([]*load
 	return out, nil
 }
 
+// ops returns what kernels may compute on the target: any layer runs as a
+// Linear (matrix products), an embedding also its lookup, stacked experts
+// also their gathered products.
+func (t *target) ops() []engine.Op {
+	switch t.kind {
+	case loader.Embedding:
+		return []engine.Op{engine.OpMatmul, engine.OpEmbed}
+	case loader.SwitchLinear:
+		return []engine.Op{engine.OpMatmul, engine.OpGather}
+	}
+	return []engine.Op{engine.OpMatmul}
+}
+
 // kernelChoices expands the config's kernel list for a layer on a device,
 // and counts the kernels "all" leaves out because they do not take the
 // layer or the device lacks them.
 func kernelChoices(cfg *Config, t *target, dev *engine.Device) ([]choice, int, error) {
 	var out []choice
 	skipped := 0
+	if t.kind == loader.SwitchLinear && cfg.TopK > t.experts {
+		return nil, 0, &ConfigError{File: cfg.File, Key: "top_k", Msg: fmt.Sprintf("%d, but layer %s of %s has %d experts", cfg.TopK, t.name, t.model, t.experts)}
+	}
 	for i, name := range cfg.Kernels {
 		key := fmt.Sprintf("kernels[%d]", i)
 		switch name {
 		case KernelsPlan:
-			p, err := dev.Plan(engine.Params{M: 1, N: t.out, K: t.in, Format: t.Format, Act: quant.F32})
+			k, err := t.plan(dev, t.op(), 1, cfg.TopK, quant.F32)
 			if err != nil {
 				return nil, 0, &ConfigError{File: cfg.File, Key: key, Msg: fmt.Sprintf("layer %s of %s on %s: %v", t.name, t.model, dev.Backend(), err)}
 			}
-			out = append(out, choice{kernel: p.Kernel, plan: true})
+			out = append(out, choice{kernel: k, plan: true})
 		case KernelsAll:
-			for _, k := range engine.MatmulKernels() {
+			for _, k := range RunKernels() {
+				if !slices.Contains(t.ops(), k.Spec().Op) {
+					continue
+				}
 				if k.Accepts(t.Format) != nil || !dev.Supports(k) {
 					skipped++
 					continue
@@ -237,6 +255,9 @@ func kernelChoices(cfg *Config, t *target, dev *engine.Device) ([]choice, int, e
 			}
 		default:
 			k, _ := engine.ParseKernel(name)
+			if !slices.Contains(t.ops(), k.Spec().Op) {
+				return nil, 0, &ConfigError{File: cfg.File, Key: key, Msg: fmt.Sprintf("kernel %s does not take layer %s of %s (kind %s)", k, t.name, t.model, t.kind)}
+			}
 			if err := k.Accepts(t.Format); err != nil {
 				return nil, 0, &ConfigError{File: cfg.File, Key: key, Msg: fmt.Sprintf("kernel %s does not take layer %s of %s (%v): %v",
 					k, t.name, t.model, t.Format, strings.TrimPrefix(err.Error(), engine.ErrArgs.Error()+": "+k.String()+": "))}
@@ -248,6 +269,43 @@ func kernelChoices(cfg *Config, t *target, dev *engine.Device) ([]choice, int, e
 		}
 	}
 	return out, skipped, nil
+}
+
+// op returns what the target's plan computes: an embedding's lookup,
+// stacked experts' gathered product, a Linear's matrix product.
+func (t *target) op() engine.Op {
+	switch t.kind {
+	case loader.Embedding:
+		return engine.OpEmbed
+	case loader.SwitchLinear:
+		return engine.OpGather
+	}
+	return engine.OpMatmul
+}
+
+// plan returns the kernel the plan picks for computing op on the target
+// at m rows (each routed to topK experts, for a gathered product).
+func (t *target) plan(dev *engine.Device, op engine.Op, m, topK int, act quant.DType) (engine.Kernel, error) {
+	switch op {
+	case engine.OpEmbed:
+		if !dev.Supports(engine.Embed) {
+			return 0, fmt.Errorf("%w: kernel embed on %s", engine.ErrUnsupported, dev.Backend())
+		}
+		return engine.Embed, nil
+	case engine.OpGather:
+		return dev.PlanGather(m, topK, t.experts)
+	}
+	p, err := dev.Plan(engine.Params{M: m, N: t.out, K: t.in, Format: t.Format, Act: act})
+	return p.Kernel, err
+}
+
+// caseName names the cases of kernel k on the target: the layer's name,
+// with "[0]" for expert 0 of stacked experts run as a Linear.
+func (t *target) caseName(k engine.Kernel) string {
+	if t.kind == loader.SwitchLinear && k.Spec().Op == engine.OpMatmul {
+		return t.name + "[0]"
+	}
+	return t.name
 }
 
 // Cases returns the number of cases the batch runs.

@@ -22,8 +22,14 @@ type Config struct {
 	// Backends are engine backend names, or "auto".
 	Backends []string `mapstructure:"backends" json:"backends"`
 	// Kernels are catalog kernel names, "plan" for the kernel the plan
-	// picks, or "all" alone for every kernel that accepts the layer.
+	// picks, or "all" alone for every kernel that accepts the layer. A
+	// matrix product kernel runs a layer as a Linear (expert 0 of stacked
+	// experts, an embedding as the tied output head); embed runs an
+	// embedding's lookup, and the gathered products stacked experts.
 	Kernels []string `mapstructure:"kernels" json:"kernels"`
+	// TopK is the number of experts each row of x goes through in the
+	// gathered cases of stacked experts, routed at random.
+	TopK int `mapstructure:"top_k" json:"top_k"`
 	// Warmup is the number of untimed runs before the timed ones.
 	Warmup int `mapstructure:"warmup" json:"warmup"`
 	// Repeat is the number of timed runs; the reports give their median.
@@ -136,6 +142,7 @@ var defaults = map[string]any{
 	"dtypes":             []string{"f32"},
 	"backends":           []string{"auto"},
 	"kernels":            []string{KernelsPlan},
+	"top_k":              2,
 	"warmup":             1,
 	"repeat":             10,
 	"check_rows":         8,

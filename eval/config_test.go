@@ -55,7 +55,8 @@ func TestDefaults(t *testing.T) {
 	assert.Equal(t, eval.Input{Distribution: "normal", Seed: 1}, cfg.Input)
 	assert.Equal(t, eval.Tolerance{Float32: 1e-5, TF32: 1e-3, Float16: 1e-2, BFloat16: 1e-2}, cfg.Tolerance)
 	assert.Equal(t, eval.Output{Dir: filepath.Join("eval-out", "x"), Formats: []string{"json", "csv", "markdown", "svg"}, Chart: "gbps"}, cfg.Output)
-	assert.Equal(t, 7, b.Cases(), "the 7 layers of the embedded model")
+	assert.Equal(t, 2, cfg.TopK)
+	assert.Equal(t, 8, b.Cases(), "the 8 layers of the embedded model")
 }
 
 func TestSchemaErrors(t *testing.T) {
@@ -127,13 +128,19 @@ func TestOpenErrors(t *testing.T) {
 	}{
 		{"missing model", "models: [{path: nowhere}]\n", `x.yaml: models[0].path: nowhere: no such model (looked for `},
 		{"glob matches nothing", "models: [{path: embedded, layers: ['model.layers.9.*']}]\n",
-			`x.yaml: models[0].layers[0]: "model.layers.9.*" matches no quantized layer of tiny (embedded) (it has 7, such as model.layers.0.mlp.down_proj, model.layers.0.mlp.gate_proj, model.layers.0.mlp.up_proj)`},
+			`x.yaml: models[0].layers[0]: "model.layers.9.*" matches no quantized layer of tiny (embedded) (it has 8, such as model.embed_tokens, model.layers.0.mlp.down_proj, model.layers.0.mlp.gate_proj)`},
 		{"regexp matches nothing", "models: [{path: embedded, layers: [model.layers.0.mlp.up_proj, /lm_head/]}]\n",
 			`x.yaml: models[0].layers[1]: "/lm_head/" matches no quantized layer`},
 		{"name matches nothing", "models: [{path: embedded, layers: [model.layers.0.q_proj]}]\n",
 			`x.yaml: models[0].layers[0]: layer model.layers.0.q_proj: not found; close names: model.layers.0.mlp.up_proj`},
 		{"kernel does not take layer", "models: [{path: embedded}]\nkernels: [simd4_gs64]\n",
-			`x.yaml: kernels[0]: kernel simd4_gs64 does not take layer model.layers.0.mlp.down_proj of tiny (embedded) (affine 4-bit group 32): group size 32, want [64]`},
+			`x.yaml: kernels[0]: kernel simd4_gs64 does not take layer model.embed_tokens of tiny (embedded) (affine 4-bit group 32): group size 32, want [64]`},
+		{"embed on a linear", "models: [{path: embedded, layers: [model.layers.0.mlp.up_proj]}]\nkernels: [embed]\n",
+			`x.yaml: kernels[0]: kernel embed does not take layer model.layers.0.mlp.up_proj of tiny (embedded) (kind linear)`},
+		{"gathered product on an embedding", "models: [{path: embedded, layers: [model.embed_tokens]}]\nkernels: [gather_qmm]\n",
+			`x.yaml: kernels[0]: kernel gather_qmm does not take layer model.embed_tokens of tiny (embedded) (kind embedding)`},
+		{"top_k above the experts", "models: [{path: " + mixed + ", layers: [model.layers.1.mlp.switch_mlp.up_proj]}]\ntop_k: 9\n",
+			`x.yaml: top_k: 9, but layer model.layers.1.mlp.switch_mlp.up_proj of ` + mixed + ` has 8 experts`},
 		{"kernel does not take mode", "models: [{path: " + mixed + ", layers: [model.layers.1.self_attn.k_proj]}]\nkernels: [tiled]\n",
 			`kernels[0]: kernel tiled does not take layer model.layers.1.self_attn.k_proj of ` + mixed + ` (nvfp4 4-bit group 16): mode nvfp4, want [affine]`},
 	}
@@ -169,7 +176,7 @@ func TestSelection(t *testing.T) {
 	yaml := "models: [{path: " + mixed + ", layers: [lm_head, 'model.layers.0.self_attn.*', '/switch_mlp\\.(gate|up)_proj$/', 'model.layers.0.self_attn.q_proj']}]\nbackends: [cpu]\nseq_lens: [1, 2]\n"
 	_, b, err := load(t, yaml, nil)
 	require.NoError(t, err)
-	assert.Equal(t, 2*(1+4+1), b.Cases(), "each layer once")
+	assert.Equal(t, 2*(1+4+2), b.Cases(), "each layer once")
 }
 
 func TestKernelsAll(t *testing.T) {
@@ -248,5 +255,5 @@ func TestDocExample(t *testing.T) {
 	cfg, b, err := load(t, strings.ReplaceAll(example, "../testdata", testdata), nil)
 	require.NoError(t, err)
 	assert.Equal(t, "example", cfg.Name)
-	assert.Equal(t, 7+7+1, b.Cases(), "7 layers selected from the embedded model, 7 of the bare file, 1 synthetic")
+	assert.Equal(t, 7+8+1, b.Cases(), "7 layers selected from the embedded model, 8 of the bare file, 1 synthetic")
 }

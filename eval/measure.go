@@ -37,13 +37,53 @@ func Measure(l *layers.QuantLinear, x []float32, m, warmup, repeat int) ([]float
 	if err := dev.UploadFloat32(l.Input(), x); err != nil {
 		return nil, Timing{}, fmt.Errorf("layer %s: %w", l.Name, err)
 	}
+	return timeRuns(dev, l.Name, func(e *engine.Encoder) error {
+		_, err := l.Encode(e, l.Input(), m)
+		return err
+	}, l.Output(), m*l.Out, warmup, repeat)
+}
+
+// MeasureEmbedding times the lookup of ids as Measure times a layer (one
+// Encode and one Commit per run) and returns the rows the last run wrote,
+// with the timing.
+func MeasureEmbedding(l *layers.QuantEmbedding, ids []int32, warmup, repeat int) ([]float32, Timing, error) {
+	return timeRuns(l.Device(), l.Name, func(e *engine.Encoder) error {
+		_, err := l.Encode(e, ids)
+		return err
+	}, l.Output(), len(ids)*l.Dims, warmup, repeat)
+}
+
+// MeasureSwitch times the m rows of x through their experts indices as
+// Measure times a layer, x staying on the device, and returns y
+// [m, TopK, Out] of the last run, with the timing.
+func MeasureSwitch(l *layers.SwitchLinear, x []float32, indices []int32, m, warmup, repeat int) ([]float32, Timing, error) {
+	if len(x) != m*l.In {
+		return nil, Timing{}, fmt.Errorf("layer %s: x has %d values, want M·In = %d·%d", l.Name, len(x), m, l.In)
+	}
+	dev := l.Device()
+	if err := dev.UploadFloat32(l.Input(), x); err != nil {
+		return nil, Timing{}, fmt.Errorf("layer %s: %w", l.Name, err)
+	}
+	return timeRuns(dev, l.Name, func(e *engine.Encoder) error {
+		_, err := l.Encode(e, l.Input(), indices, m)
+		return err
+	}, l.Output(), m*l.TopK*l.Out, warmup, repeat)
+}
+
+// timeRuns times runs of one encode and one commit, warmup untimed and
+// repeat timed, on the device's own clock where it has one, and returns
+// the first n values of out after the last run, with the timing.
+func timeRuns(dev *engine.Device, name string, encode func(*engine.Encoder) error, out *engine.Buffer, n, warmup, repeat int) ([]float32, Timing, error) {
+	if repeat < 1 {
+		return nil, Timing{}, fmt.Errorf("layer %s: repeat %d, want at least 1", name, repeat)
+	}
 	once := func() error {
 		e := dev.NewEncoder()
-		if _, err := l.Encode(e, l.Input(), m); err != nil {
+		if err := encode(e); err != nil {
 			return err
 		}
 		if err := e.Commit(); err != nil {
-			return fmt.Errorf("layer %s: %w", l.Name, err)
+			return fmt.Errorf("layer %s: %w", name, err)
 		}
 		return nil
 	}
@@ -55,9 +95,9 @@ func Measure(l *layers.QuantLinear, x []float32, m, warmup, repeat int) ([]float
 	if err != nil {
 		return nil, Timing{}, err
 	}
-	y := make([]float32, m*l.Out)
-	if err := dev.DownloadFloat32(y, l.Output()); err != nil {
-		return nil, Timing{}, fmt.Errorf("layer %s: %w", l.Name, err)
+	y := make([]float32, n)
+	if err := dev.DownloadFloat32(y, out); err != nil {
+		return nil, Timing{}, fmt.Errorf("layer %s: %w", name, err)
 	}
 	slices.Sort(times)
 	return y, Timing{Median: times[repeat/2], Min: times[0], Max: times[repeat-1], Runs: repeat}, nil

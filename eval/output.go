@@ -64,6 +64,7 @@ var csvColumns = []struct {
 }{
 	{"model", func(c *Case) string { return c.Model }},
 	{"layer", func(c *Case) string { return c.Layer }},
+	{"kind", func(c *Case) string { return c.Kind }},
 	{"mode", func(c *Case) string { return c.Mode }},
 	{"bits", func(c *Case) string { return strconv.Itoa(c.Bits) }},
 	{"group_size", func(c *Case) string { return strconv.Itoa(c.GroupSize) }},
@@ -71,6 +72,8 @@ var csvColumns = []struct {
 	{"m", func(c *Case) string { return strconv.Itoa(c.M) }},
 	{"n", func(c *Case) string { return strconv.Itoa(c.N) }},
 	{"k", func(c *Case) string { return strconv.Itoa(c.K) }},
+	{"top_k", func(c *Case) string { return strconv.Itoa(c.TopK) }},
+	{"experts", func(c *Case) string { return strconv.Itoa(c.Experts) }},
 	{"dtype", func(c *Case) string { return c.DType }},
 	{"backend", func(c *Case) string { return c.Backend }},
 	{"device", func(c *Case) string { return c.Device }},

@@ -55,15 +55,23 @@ type Case struct {
 	// stacked experts.
 	Model string `json:"model"`
 	Layer string `json:"layer"`
+	// Kind is the layer's kind (loader.Kind): linear, embedding or
+	// switch_linear.
+	Kind string `json:"kind"`
 	// The layer's format: mode, bits, group size and scale type.
 	Mode       string `json:"mode"`
 	Bits       int    `json:"bits"`
 	GroupSize  int    `json:"group_size"`
 	ScaleDType string `json:"scale_dtype"`
-	// M, N, K: x is [M, K], the weight [N, K], y [M, N].
-	M int `json:"m"`
-	N int `json:"n"`
-	K int `json:"k"`
+	// M, N, K: x is [M, K], the weight [N, K], y [M, N]. For a lookup
+	// (kernel embed) M is the ids, N the vocabulary and K the features of
+	// each row; for a gathered product (stacked experts) N and K are one
+	// expert's, each row of x going through TopK of its Experts.
+	M       int `json:"m"`
+	N       int `json:"n"`
+	K       int `json:"k"`
+	TopK    int `json:"top_k,omitempty"`
+	Experts int `json:"experts,omitempty"`
 	// Backend and Device name the device; Kernel the kernel that ran.
 	Backend string `json:"backend"`
 	Device  string `json:"device"`
@@ -82,12 +90,15 @@ type Case struct {
 	MinUS    float64 `json:"min_us"`
 	MaxUS    float64 `json:"max_us"`
 	// Bytes is the size of the layer's weights, scales and biases as
-	// stored; GBps is Bytes per median run time, and CopyFraction GBps
-	// over the device's measured copy bandwidth (0 when not measured).
+	// stored (of the rows looked up, for a lookup; of the experts some row
+	// picks, for a gathered product); GBps is Bytes per median run time,
+	// and CopyFraction GBps over the device's measured copy bandwidth (0
+	// when not measured).
 	Bytes        int     `json:"bytes"`
 	GBps         float64 `json:"gb_per_s"`
 	CopyFraction float64 `json:"copy_fraction"`
-	// GFLOPs is 2·M·N·K per median run time, in GFLOP/s.
+	// GFLOPs is 2·M·N·K (2·M·TopK·N·K for a gathered product, 0 for a
+	// lookup) per median run time, in GFLOP/s.
 	GFLOPs float64 `json:"gflop_per_s"`
 	// RelErr is ‖y − ref‖ / ‖ref‖ over CheckedRows rows of y, spread
 	// evenly over the M rows (all of them when CheckedRows = M), against

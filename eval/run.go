@@ -10,6 +10,7 @@ import (
 
 	"github.com/mlxq/mlxq/engine"
 	"github.com/mlxq/mlxq/layers"
+	"github.com/mlxq/mlxq/loader"
 	"github.com/mlxq/mlxq/quant"
 )
 
@@ -91,7 +92,16 @@ func (r *runner) target(t *target) bool {
 		for _, ch := range t.choices[di] {
 			for _, name := range cfg.DTypes {
 				dt, _ := engine.ParseActDType(name)
-				if !r.layerCases(t, di, dev, ch, dt, mat, bias, matErr, refs, maxSeqLen) {
+				var ok bool
+				switch ch.kernel.Spec().Op {
+				case engine.OpEmbed:
+					ok = r.embedCases(t, di, dev, ch, dt, maxSeqLen)
+				case engine.OpGather:
+					ok = r.gatherCases(t, di, dev, ch, dt, maxSeqLen)
+				default:
+					ok = r.layerCases(t, di, dev, ch, dt, mat, bias, matErr, refs, maxSeqLen)
+				}
+				if !ok {
 					return false
 				}
 			}
@@ -119,8 +129,7 @@ func (r *runner) layerCases(t *target, di int, dev *engine.Device, ch choice, dt
 		if r.ctx.Err() != nil {
 			return false
 		}
-		c := t.newCase(r.report.Devices[di], dev, ch, m, dt, cfg)
-		r.progress(len(r.report.Cases), r.b.cases, fmt.Sprintf("%s M=%d %s %s %s", t.name, m, c.DType, dev.Backend(), c.Kernel))
+		c := r.startCase(t, di, dev, ch, m, dt)
 		if err != nil {
 			c.Error = err.Error()
 		} else {
@@ -146,18 +155,32 @@ func (t *target) matrix(seed uint64) (*quant.Matrix, []float32, error) {
 	return t.layer.Matrix(0), t.layer.BiasValues(0), nil
 }
 
+// startCase describes a case before it runs and reports its start.
+func (r *runner) startCase(t *target, di int, dev *engine.Device, ch choice, m int, dt quant.DType) Case {
+	c := t.newCase(r.report.Devices[di], dev, ch, m, dt, r.b.cfg)
+	r.progress(len(r.report.Cases), r.b.cases, fmt.Sprintf("%s M=%d %s %s %s", t.name, m, c.DType, dev.Backend(), c.Kernel))
+	return c
+}
+
 // newCase describes a case before it runs.
 func (t *target) newCase(d Device, dev *engine.Device, ch choice, m int, dt quant.DType, cfg *Config) Case {
 	c := Case{
-		Model: t.model, Layer: t.name, Mode: t.Mode.String(), Bits: t.Bits, GroupSize: t.GroupSize, ScaleDType: t.scaleType.String(),
+		Model: t.model, Layer: t.caseName(ch.kernel), Kind: t.kind.String(), Mode: t.Mode.String(), Bits: t.Bits, GroupSize: t.GroupSize, ScaleDType: t.scaleType.String(),
 		M: m, N: t.out, K: t.in, DType: strings.ToLower(dt.String()), Backend: d.Backend, Device: d.Name, Kernel: ch.kernel.String(), Planned: ch.plan,
 		Warmup: cfg.Warmup, Repeat: cfg.Repeat,
 	}
-	if p, err := dev.Plan(engine.Params{M: m, N: t.out, K: t.in, Format: t.Format, Act: dt}); err == nil {
-		if ch.plan {
-			c.Kernel = p.Kernel.String()
+	op := ch.kernel.Spec().Op
+	if op == engine.OpGather {
+		c.TopK, c.Experts = cfg.TopK, t.experts
+	}
+	// A matrix product on stacked experts (expert 0) is never their plan.
+	if t.kind != loader.SwitchLinear || op != engine.OpMatmul {
+		if k, err := t.plan(dev, op, m, cfg.TopK, dt); err == nil {
+			if ch.plan {
+				c.Kernel = k.String()
+			}
+			c.Planned = k == ch.kernel || ch.plan
 		}
-		c.Planned = p.Kernel == ch.kernel || ch.plan
 	}
 	k, _ := engine.ParseKernel(c.Kernel)
 	prec := dev.Precision(engine.Variant{Kernel: k, Format: t.Format, Act: dt, Scale: t.scaleType})
@@ -186,19 +209,8 @@ func (r *runner) run(c *Case, t *target, l *layers.QuantLinear, mat *quant.Matri
 		ref.y = reference(gatherRows(x, ref.rows, t.in), len(ref.rows), mat, bias)
 		refs[key] = ref
 	}
-	sec := tm.Median.Seconds()
-	c.MedianUS, c.MinUS, c.MaxUS = sec*1e6, tm.Min.Seconds()*1e6, tm.Max.Seconds()*1e6
-	c.Bytes = l.Bytes()
-	c.GBps = float64(c.Bytes) / sec / 1e9
-	c.GFLOPs = 2 * float64(c.M) * float64(c.N) * float64(c.K) / sec / 1e9
-	for _, d := range r.report.Devices {
-		if d.Backend == c.Backend && d.CopyGBps > 0 {
-			c.CopyFraction = c.GBps / d.CopyGBps
-		}
-	}
-	c.CheckedRows = len(ref.rows)
-	c.RelErr = Float(quant.RelErr(gatherRows(y, ref.rows, t.out), ref.y))
-	c.Pass = float64(c.RelErr) <= c.Tolerance
+	c.finish(tm, l.Bytes(), 2*float64(c.M)*float64(c.N)*float64(c.K), r.report.Devices)
+	c.check(len(ref.rows), gatherRows(y, ref.rows, t.out), ref.y)
 }
 
 // gatherRows returns the given rows of a row-major matrix of cols columns.

@@ -83,19 +83,25 @@ func TestRun(t *testing.T) {
 		assert.LessOrEqual(t, c.MinUS, c.MedianUS)
 		assert.GreaterOrEqual(t, c.MaxUS, c.MedianUS)
 		assert.InDelta(t, float64(c.Bytes)/c.MedianUS/1e3, c.GBps, 1e-9*c.GBps)
-		assert.InDelta(t, 2*float64(c.M*c.N*c.K)/c.MedianUS/1e3, c.GFLOPs, 1e-9*c.GFLOPs)
+		assert.InDelta(t, 2*float64(c.M*max(1, c.TopK)*c.N*c.K)/c.MedianUS/1e3, c.GFLOPs, 1e-9*c.GFLOPs)
 		assert.Equal(t, 2, c.Repeat)
 		assert.Empty(t, c.Error)
 	}
 	// The plan runs qmv at M = 1 and qmm at M = 33 (above the CPU's
-	// crossover) on every format.
+	// crossover) on every format; on the stacked experts the gathered
+	// products (gather_qmm once the rows outnumber the experts), while
+	// per_element runs their expert 0.
 	var want []key
-	for _, layer := range []string{"model.layers.0.self_attn.k_proj", "model.layers.1.mlp.switch_mlp.gate_proj[0]", "40x64 mxfp4", "wide"} {
+	for _, layer := range []string{"model.layers.0.self_attn.k_proj", "model.layers.1.mlp.switch_mlp.gate_proj", "40x64 mxfp4", "wide"} {
+		if strings.Contains(layer, "switch_mlp") {
+			want = append(want, key{layer, "gather_qmv", 1, true}, key{layer, "gather_qmm", 33, true}, key{layer + "[0]", "per_element", 1, false}, key{layer + "[0]", "per_element", 33, false})
+			continue
+		}
 		want = append(want, key{layer, "qmv", 1, true}, key{layer, "qmm", 33, true}, key{layer, "per_element", 1, false}, key{layer, "per_element", 33, false})
 	}
 	assert.Equal(t, want, got)
 	c := r.Cases[12]
-	assert.Equal(t, eval.Case{Model: "synthetic", Layer: "wide", Mode: "affine", Bits: 3, GroupSize: 32, ScaleDType: "F16", M: 1, N: 24, K: 128,
+	assert.Equal(t, eval.Case{Model: "synthetic", Layer: "wide", Kind: "linear", Mode: "affine", Bits: 3, GroupSize: 32, ScaleDType: "F16", M: 1, N: 24, K: 128,
 		DType: "f32", Backend: "cpu", Device: r.Devices[0].Name, Kernel: "qmv", Planned: true, Precision: "float32", Warmup: 1, Repeat: 2, Bytes: c.Bytes,
 		MedianUS: c.MedianUS, MinUS: c.MinUS, MaxUS: c.MaxUS, GBps: c.GBps, GFLOPs: c.GFLOPs, RelErr: c.RelErr, CheckedRows: 1,
 		Tolerance: 1e-5, Pass: true}, c)
@@ -301,4 +307,57 @@ func TestFloatJSON(t *testing.T) {
 		}
 		assert.Equal(t, v, float64(back), string(b))
 	}
+}
+
+// An embedding's plan is its lookup and stacked experts' the gathered
+// products, each checked against its own reference; "all" adds their
+// Linear views.
+func TestRoutedCases(t *testing.T) {
+	yaml := "models:\n" +
+		"  - path: embedded\n" +
+		"    layers: [model.embed_tokens]\n" +
+		"  - path: " + mixed + "\n" +
+		"    layers: [model.layers.1.mlp.switch_mlp.down_proj]\n" +
+		"seq_lens: [1, 24]\nbackends: [cpu]\nrepeat: 1\ncheck_rows: 0\ntop_k: 3\ncopy_bandwidth: false\n"
+	_, b, err := load(t, yaml, nil)
+	require.NoError(t, err)
+	r := b.Run(context.Background(), nil)
+	require.Len(t, r.Cases, 4)
+	for i, want := range []struct {
+		layer, kind, kernel string
+		m                   int
+	}{
+		{"model.embed_tokens", "embedding", "embed", 1},
+		{"model.embed_tokens", "embedding", "embed", 24},
+		{"model.layers.1.mlp.switch_mlp.down_proj", "switch_linear", "gather_qmv", 1},
+		{"model.layers.1.mlp.switch_mlp.down_proj", "switch_linear", "gather_qmm", 24},
+	} {
+		c := r.Cases[i]
+		assert.Equal(t, [3]string{want.layer, want.kind, want.kernel}, [3]string{c.Layer, c.Kind, c.Kernel}, "case %d", i)
+		assert.Equal(t, want.m, c.M)
+		assert.Equal(t, c.M, c.CheckedRows)
+		assert.True(t, c.Pass && c.Planned, "%+v", c)
+		assert.Less(t, float64(c.RelErr), 1e-5)
+		if c.Kind == "embedding" {
+			assert.Equal(t, [3]int{1024, 256, c.M * (1024*256/2 + 2*1024*8*2) / 1024}, [3]int{c.N, c.K, c.Bytes}, "the rows looked up")
+			assert.Zero(t, c.GFLOPs)
+			continue
+		}
+		assert.Equal(t, [4]int{384, 256, 3, 8}, [4]int{c.N, c.K, c.TopK, c.Experts})
+		expert := 384*256/2 + 384*8
+		assert.True(t, c.Bytes%expert == 0 && c.Bytes >= 3*expert && c.Bytes <= 8*expert, "%d bytes: whole experts, those picked", c.Bytes)
+		assert.Greater(t, float64(c.RelErr), 0.0, "float32 sums")
+	}
+
+	_, b, err = load(t, strings.Replace(yaml, "repeat: 1", "repeat: 1\nkernels: all", 1), nil)
+	require.NoError(t, err)
+	// embed and qmv, qmm, per_element, tiled, simd, simd4, packed_simd4_b4
+	// on the embedding (affine 4-bit g32); the two gathered products and
+	// qmv, qmm, per_element on the mxfp4 experts.
+	assert.Equal(t, 2*(1+7+2+3), b.Cases())
+
+	_, _, err = load(t, strings.Replace(yaml, "top_k: 3", "top_k: 0", 1), nil)
+	assert.ErrorContains(t, err, "top_k: 0, want at least 1")
+	_, _, err = load(t, yaml+"kernels: [unpack]\n", nil)
+	assert.ErrorContains(t, err, `kernels[0]: unknown kernel "unpack"`)
 }

@@ -118,10 +118,13 @@ func (c *Config) Validate() error {
 				bad(key, "%q runs every kernel: list it alone", KernelsAll)
 			}
 		default:
-			if _, err := engine.ParseKernel(k); err != nil {
-				bad(key, "unknown kernel %q, want plan, all or one of %s", k, engine.KernelNames(engine.MatmulKernels()))
+			if kk, err := engine.ParseKernel(k); err != nil || kk.Spec().Op == engine.OpUnpack {
+				bad(key, "unknown kernel %q, want plan, all or one of %s", k, engine.KernelNames(RunKernels()))
 			}
 		}
+	}
+	if c.TopK < 1 {
+		bad("top_k", "%d, want at least 1", c.TopK)
 	}
 	if c.Warmup < 0 {
 		bad("warmup", "%d, want at least 0", c.Warmup)
@@ -152,6 +155,13 @@ func (c *Config) Validate() error {
 		bad("output.chart", "unknown quantity %q, want %s or %s", c.Output.Chart, ChartGBps, ChartTFLOPs)
 	}
 	return errors.Join(errs...)
+}
+
+// RunKernels returns the catalog kernels a case can run: the matrix
+// products, the embedding lookup and the gathered products (all but
+// unpack).
+func RunKernels() []engine.Kernel {
+	return slices.DeleteFunc(engine.Kernels(), func(k engine.Kernel) bool { return k.Spec().Op == engine.OpUnpack })
 }
 
 // format returns the format a model entry gives its file, and whether it

@@ -53,7 +53,49 @@ func TestGoldenModels(t *testing.T) {
 				assert.LessOrEqual(t, quant.RelErr(y, want[e*n:(e+1)*n]), enginetest.Tolerance, "%s/%s expert %d", name, gl.Name, e)
 				l.Close()
 			}
+			switch ll.Kind() {
+			case loader.Embedding:
+				checkGoldenEmbedding(t, dev, man, gl, ll, x, want)
+			case loader.SwitchLinear:
+				checkGoldenSwitch(t, dev, man, gl, ll, x)
+			}
 		}
+	}
+}
+
+// checkGoldenEmbedding looks the golden ids up and runs the golden x
+// through the embedding as the tied head.
+func checkGoldenEmbedding(t *testing.T, dev *engine.Device, man *golden.Manifest, gl golden.Layer, ll *loader.Layer, x []float32, y []float64) {
+	t.Helper()
+	e, err := layers.LoadEmbedding(dev, ll, len(gl.IDs))
+	require.NoError(t, err)
+	defer e.Close()
+	rows, err := e.Lookup(gl.IDs)
+	require.NoError(t, err)
+	want, err := man.Lookup(gl)
+	require.NoError(t, err)
+	assert.LessOrEqual(t, quant.RelErr(rows, want), enginetest.Tolerance, "%s: lookup", gl.Name)
+	head, err := e.AsLinear(man.Rows)
+	require.NoError(t, err)
+	defer head.Close()
+	logits, err := head.Forward(x, man.Rows)
+	require.NoError(t, err)
+	assert.LessOrEqual(t, quant.RelErr(logits, y), enginetest.Tolerance, "%s: tied head", gl.Name)
+}
+
+// checkGoldenSwitch runs the golden x through the golden routing with
+// each gathered product kernel.
+func checkGoldenSwitch(t *testing.T, dev *engine.Device, man *golden.Manifest, gl golden.Layer, ll *loader.Layer, x []float32) {
+	t.Helper()
+	want, err := man.Gathered(gl)
+	require.NoError(t, err)
+	for _, k := range engine.GatherKernels() {
+		l, err := layers.LoadSwitch(dev, ll, gl.TopK, man.Rows, layers.WithKernel(k))
+		require.NoError(t, err)
+		y, err := l.Forward(x, gl.Indices, man.Rows)
+		require.NoError(t, err)
+		assert.LessOrEqual(t, quant.RelErr(y, want), enginetest.Tolerance, "%s: %s", gl.Name, k)
+		l.Close()
 	}
 }
 
@@ -220,9 +262,9 @@ func TestExperts(t *testing.T) {
 	l, err := model.Layer("model.layers.1.mlp.switch_mlp.gate_proj")
 	require.NoError(t, err)
 	_, err = layers.Load(dev, l, 4)
-	assert.ErrorContains(t, err, "stacks 2 experts: use LoadExpert")
-	_, err = layers.LoadExpert(dev, l, 2, 4)
-	assert.ErrorContains(t, err, "expert 2, want 0 to 1")
+	assert.ErrorContains(t, err, "stacks 8 experts: use LoadExpert for one expert, or LoadSwitch for all")
+	_, err = layers.LoadExpert(dev, l, 8, 4)
+	assert.ErrorContains(t, err, "expert 8, want 0 to 7")
 	e1, err := layers.LoadExpert(dev, l, 1, 4)
 	require.NoError(t, err)
 	defer e1.Close()

@@ -54,6 +54,8 @@ func TestTestdataModels(t *testing.T) {
 					got = append(got, quant.Reference(x, mf.Rows, mat, l.BiasValues(e))...)
 				}
 				assert.Equal(t, y, got, "%s: golden output", want.Name)
+				assert.Equal(t, want.Kind, l.Kind().String(), want.Name)
+				checkRouted(t, mf, want, l, x)
 			}
 			for _, want := range mf.Unquantized {
 				got, err := m.Tensor(want.Name)
@@ -63,6 +65,32 @@ func TestTestdataModels(t *testing.T) {
 			}
 			t.Logf("%s:\n%s", name, m.Summary())
 		})
+	}
+}
+
+// checkRouted recomputes, from the loader's views, an embedding's golden
+// rows and stacked experts' golden gather_qmm.
+func checkRouted(t *testing.T, mf *golden.Manifest, want golden.Layer, l *Layer, x []float32) {
+	t.Helper()
+	var got []float64
+	switch l.Kind() {
+	case Embedding:
+		row := make([]float64, l.In)
+		for _, id := range want.IDs {
+			l.Matrix(0).DequantizeRow(row, int(id))
+			got = append(got, row...)
+		}
+		rows, err := mf.Lookup(want)
+		require.NoError(t, err)
+		assert.Equal(t, rows, got, "%s: golden rows", want.Name)
+	case SwitchLinear:
+		for p, e := range want.Indices {
+			r := p / want.TopK
+			got = append(got, quant.Reference(x[r*l.In:(r+1)*l.In], 1, l.Matrix(int(e)), l.BiasValues(int(e)))...)
+		}
+		y, err := mf.Gathered(want)
+		require.NoError(t, err)
+		assert.Equal(t, y, got, "%s: golden gather_qmm", want.Name)
 	}
 }
 

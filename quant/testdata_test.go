@@ -266,7 +266,7 @@ func TestTestdataGoldens(t *testing.T) {
 				case named != (l.Config != "unnamed"):
 					t.Errorf("%s: manifest config %q, named in config.json: %v", l.Name, l.Config, named)
 				}
-				checkGoldenLayer(t, dir, tensors, man.Rows, f, l.Name, l.ScaleDType, l.Out, l.In, l.Experts, l.HasBias, l.X, l.Y)
+				checkGoldenLayer(t, dir, tensors, man.Rows, f, l)
 			}
 			// Every layer with scales is listed, and every false layer has none.
 			for tn := range tensors {
@@ -291,9 +291,9 @@ func TestTestdataGoldens(t *testing.T) {
 	}
 }
 
-func checkGoldenLayer(t *testing.T, dir string, tensors map[string]stTensor, rows int, f quant.Format,
-	name, scaleDType string, out, in, experts int, hasBias bool, xFile, yFile string) {
+func checkGoldenLayer(t *testing.T, dir string, tensors map[string]stTensor, rows int, f quant.Format, l golden.Layer) {
 	t.Helper()
+	name, scaleDType, out, in, experts, xFile, yFile := l.Name, l.ScaleDType, l.Out, l.In, l.Experts, l.X, l.Y
 	st, err := quant.ParseDType(scaleDType)
 	if err != nil {
 		t.Fatal(err)
@@ -324,9 +324,9 @@ func checkGoldenLayer(t *testing.T, dir string, tensors map[string]stTensor, row
 		t.Errorf("%s: %v layer has biases", name, f.Mode)
 	}
 	var bias []float32
-	if hasBias {
-		if d := get(".bias", "BF16", []int{out}); d != nil {
-			bias = quant.BF16.Floats(d, out)
+	if l.HasBias {
+		if d := get(".bias", "BF16", shape(out)); d != nil {
+			bias = quant.BF16.Floats(d, out*max(1, experts))
 		}
 	} else if _, ok := tensors[name+".bias"]; ok {
 		t.Errorf("%s: has a bias the manifest does not list", name)
@@ -352,6 +352,13 @@ func checkGoldenLayer(t *testing.T, dir string, tensors map[string]stTensor, row
 	n := max(1, experts)
 	wb, sb := len(w)/n, len(s)/n
 	var nonzero bool
+	var mats []*quant.Matrix
+	biasOf := func(e int) []float32 {
+		if bias == nil {
+			return nil
+		}
+		return bias[e*out : (e+1)*out]
+	}
 	for e := range n {
 		m := &quant.Matrix{Format: f, Rows: out, Cols: in, ScaleType: st,
 			Weight: w[e*wb : (e+1)*wb], Scales: s[e*sb : (e+1)*sb]}
@@ -361,7 +368,8 @@ func checkGoldenLayer(t *testing.T, dir string, tensors map[string]stTensor, row
 		if err := m.Check(); err != nil {
 			t.Fatalf("%s expert %d: %v", name, e, err)
 		}
-		ref := quant.Reference(xs, rows, m, bias)
+		mats = append(mats, m)
+		ref := quant.Reference(xs, rows, m, biasOf(e))
 		got := y.Values[e*rows*out : (e+1)*rows*out]
 		for i, v := range ref {
 			if math.IsNaN(v) || math.IsInf(v, 0) {
@@ -376,6 +384,70 @@ func checkGoldenLayer(t *testing.T, dir string, tensors map[string]stTensor, row
 	if !nonzero {
 		t.Errorf("%s: golden y is all zeros", name)
 	}
+	switch {
+	case experts > 0:
+		checkGather(t, dir, rows, l, xs, mats, biasOf)
+	case l.Kind == "embedding":
+		checkLookup(t, dir, l, mats[0])
+	case l.Kind != "linear" || l.IDs != nil || l.Indices != nil:
+		t.Errorf("%s: a 2-D layer of kind %q with ids %v and indices %v", name, l.Kind, l.IDs, l.Indices)
+	}
+}
+
+// readGolden reads a golden float64 file of the given shape.
+func readGolden(t *testing.T, dir, file string, shape ...int) []float64 {
+	t.Helper()
+	a, err := npy.ReadFile(filepath.Join(dir, file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Descr != "<f8" || !slices.Equal(a.Shape, shape) {
+		t.Fatalf("%s: %s %v, want <f8 %v", file, a.Descr, a.Shape, shape)
+	}
+	return a.Values
+}
+
+// sameBits fails unless got and want hold the same float64 bits.
+func sameBits(t *testing.T, what string, got, want []float64) {
+	t.Helper()
+	for i, v := range want {
+		if math.Float64bits(v) != math.Float64bits(got[i]) {
+			t.Fatalf("%s: element %d = %v, recomputed %v", what, i, got[i], v)
+		}
+	}
+}
+
+// checkLookup recomputes an embedding's golden rows from its tensors.
+func checkLookup(t *testing.T, dir string, l golden.Layer, m *quant.Matrix) {
+	t.Helper()
+	if len(l.IDs) == 0 || !slices.Contains(l.IDs, 0) || !slices.Contains(l.IDs, int32(l.Out-1)) {
+		t.Fatalf("%s: ids %v, want the first and last rows among them", l.Name, l.IDs)
+	}
+	got := readGolden(t, dir, l.Rows, len(l.IDs), l.In)
+	want := make([]float64, len(l.IDs)*l.In)
+	for i, id := range l.IDs {
+		m.DequantizeRow(want[i*l.In:(i+1)*l.In], int(id))
+	}
+	sameBits(t, l.Rows, got, want)
+}
+
+// checkGather recomputes stacked experts' golden gather_qmm from their
+// tensors: each row of x through its top_k distinct experts.
+func checkGather(t *testing.T, dir string, rows int, l golden.Layer, x []float32, mats []*quant.Matrix, biasOf func(int) []float32) {
+	t.Helper()
+	if l.Kind != "switch_linear" || l.TopK < 1 || len(l.Indices) != rows*l.TopK {
+		t.Fatalf("%s: kind %q, top %d, %d indices for %d rows", l.Name, l.Kind, l.TopK, len(l.Indices), rows)
+	}
+	got := readGolden(t, dir, l.Gather, rows, l.TopK, l.Out)
+	var want []float64
+	for p, e := range l.Indices {
+		r := p / l.TopK
+		if e < 0 || int(e) >= l.Experts || slices.Contains(l.Indices[r*l.TopK:p], e) {
+			t.Fatalf("%s: index %d of row %d: %d, want distinct experts of %d", l.Name, p%l.TopK, r, e, l.Experts)
+		}
+		want = append(want, quant.Reference(x[r*l.In:(r+1)*l.In], 1, mats[e], biasOf(int(e)))...)
+	}
+	sameBits(t, l.Gather, got, want)
 }
 
 // TestTestdataGeneratorDeterministic runs testdata/gen into a temporary

@@ -29,6 +29,7 @@ var evalOverrides = []struct{ flag, key, usage string }{
 	{"seq-lens", "seq_lens", "comma-separated sequence lengths M"},
 	{"dtypes", "dtypes", "comma-separated activation dtypes: f32, f16, bf16"},
 	{"kernels", "kernels", "comma-separated kernels: plan, all, or catalog names"},
+	{"top-k", "top_k", "experts per row of x of the gathered cases (stacked experts)"},
 	{"warmup", "warmup", "untimed runs per case"},
 	{"repeat", "repeat", "timed runs per case"},
 	{"check-rows", "check_rows", "most rows of y checked against the reference per case (0: all)"},

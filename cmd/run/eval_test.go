@@ -148,5 +148,5 @@ func TestConfigs(t *testing.T) {
 	}
 	status, out, errOut := runCLI("eval", "--config", "../../configs/smoke.yaml", "--repeat", "1", "--output-dir", t.TempDir())
 	require.Equal(t, 0, status, errOut)
-	assert.Contains(t, out, "21 cases: 21 passed, 0 failed")
+	assert.Contains(t, out, "24 cases: 24 passed, 0 failed")
 }

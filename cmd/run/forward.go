@@ -20,27 +20,40 @@ import (
 
 // report is what a forward pass prints.
 type report struct {
-	Model      string  `json:"model"`
-	Layer      string  `json:"layer"`
-	Mode       string  `json:"mode"`
-	Bits       int     `json:"bits"`
-	GroupSize  int     `json:"group_size"`
-	ScaleDType string  `json:"scale_dtype"`
-	DType      string  `json:"dtype"`
-	Kernel     string  `json:"kernel"`
-	Backend    string  `json:"backend"`
-	Device     string  `json:"device"`
-	M          int     `json:"m"`
-	N          int     `json:"n"`
-	K          int     `json:"k"`
-	Repeat     int     `json:"repeat"`
-	MedianUS   float64 `json:"median_us"`
-	GBps       float64 `json:"gb_per_s"`
-	GFLOPs     float64 `json:"gflop_per_s"`
+	Model string `json:"model"`
+	Layer string `json:"layer"`
+	// Kind is the layer's kind: linear, embedding or switch_linear (the
+	// kernel says whether it ran as a Linear).
+	Kind       string `json:"kind"`
+	Mode       string `json:"mode"`
+	Bits       int    `json:"bits"`
+	GroupSize  int    `json:"group_size"`
+	ScaleDType string `json:"scale_dtype"`
+	DType      string `json:"dtype"`
+	Kernel     string `json:"kernel"`
+	Backend    string `json:"backend"`
+	Device     string `json:"device"`
+	M          int    `json:"m"`
+	N          int    `json:"n"`
+	K          int    `json:"k"`
+	// IDs are a lookup's token ids; TopK, Experts and Route a gathered
+	// product's experts per row of x, its number of experts and the
+	// experts of each row (row-major [M, TopK]).
+	IDs      []int32 `json:"ids,omitempty"`
+	TopK     int     `json:"top_k,omitempty"`
+	Experts  int     `json:"experts,omitempty"`
+	Route    []int32 `json:"route,omitempty"`
+	Repeat   int     `json:"repeat"`
+	MedianUS float64 `json:"median_us"`
+	GBps     float64 `json:"gb_per_s"`
+	GFLOPs   float64 `json:"gflop_per_s"`
 	// Bytes is the layer's codes, scales and biases as stored on disk,
-	// DeviceBytes what their device buffers take.
+	// DeviceBytes what their device buffers take, ReadBytes what one run
+	// reads of them (Bytes for a Linear, the rows looked up, the experts
+	// some row picks), by which GBps is counted.
 	Bytes       int     `json:"bytes"`
 	DeviceBytes int     `json:"device_bytes"`
+	ReadBytes   int     `json:"read_bytes"`
 	RelErr      float64 `json:"rel_err"`
 	Precision   string  `json:"precision"`
 	Tolerance   float64 `json:"tolerance"`
@@ -51,6 +64,9 @@ type forwardFlags struct {
 	model     modelFlags
 	layer     string
 	expert    int
+	ids       string
+	topK      int
+	route     string
 	input     string
 	seqLen    int
 	seed      uint64
@@ -67,8 +83,11 @@ func forward(args []string, stdout, stderr io.Writer) error {
 	var f forwardFlags
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	f.model.register(fs)
-	fs.StringVar(&f.layer, "layer", "", "quantized layer to run (default: the first)")
-	fs.IntVar(&f.expert, "expert", 0, "expert of a stacked-experts layer")
+	fs.StringVar(&f.layer, "layer", "", "quantized layer to run (default: the first linear one)")
+	fs.IntVar(&f.expert, "expert", 0, "run this expert of a stacked-experts layer alone, as a Linear")
+	fs.StringVar(&f.ids, "ids", "", "token ids of an embedding's lookup, comma-separated (default: --seq-len random ids)")
+	fs.IntVar(&f.topK, "top-k", 2, "experts per row of x of a stacked-experts layer, routed at random without --route")
+	fs.StringVar(&f.route, "route", "", "experts of each row of x of a stacked-experts layer: rows separated by /, experts by commas (0,3/1,2)")
 	fs.StringVar(&f.input, "input", "", "input x as .npy, [M, K] float32, float64 or float16 (default: random)")
 	fs.IntVar(&f.seqLen, "seq-len", 1, "rows M of the random input")
 	fs.Uint64Var(&f.seed, "seed", 1, "seed of the random input")
@@ -102,6 +121,15 @@ func forward(args []string, stdout, stderr io.Writer) error {
 	ll, err := pickLayer(model, f.layer)
 	if err != nil {
 		return err
+	}
+	set := map[string]bool{}
+	fs.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
+	mode, err := f.runMode(ll, set)
+	if err != nil {
+		return err
+	}
+	if mode != loader.Linear {
+		return f.routed(stdout, mode, name, ll, dtype)
 	}
 	x, m, err := f.inputFor(ll)
 	if err != nil {
@@ -151,18 +179,23 @@ func forward(args []string, stdout, stderr io.Writer) error {
 	}
 	mat := ll.Matrix(f.expert)
 	r := report{
-		Model: name, Layer: l.Name, Mode: l.Mode.String(), Bits: l.Bits, GroupSize: l.GroupSize,
+		Model: name, Layer: l.Name, Kind: ll.Kind().String(), Mode: l.Mode.String(), Bits: l.Bits, GroupSize: l.GroupSize,
 		ScaleDType: mat.ScaleType.String(), DType: strings.ToLower(dtype.String()), Kernel: plan.Kernel.String(),
 		Backend: dev.Backend(), Device: dev.Name(),
 		M: m, N: l.Out, K: l.In, Repeat: f.repeat, MedianUS: median.Seconds() * 1e6,
 		GBps:   float64(l.Bytes()) / median.Seconds() / 1e9,
 		GFLOPs: 2 * float64(m) * float64(l.Out) * float64(l.In) / median.Seconds() / 1e9,
-		Bytes:  l.Bytes(), DeviceBytes: l.DeviceBytes(),
+		Bytes:  l.Bytes(), DeviceBytes: l.DeviceBytes(), ReadBytes: l.Bytes(),
 		RelErr:    quant.RelErr(y, quant.Reference(x, m, mat, ll.BiasValues(f.expert))),
 		Precision: prec.String(), Tolerance: prec.Tolerance(),
 	}
+	return f.finish(stdout, r, dtype, []int{m, l.Out}, y)
+}
+
+// finish writes y to --output, if given, and prints the report.
+func (f *forwardFlags) finish(stdout io.Writer, r report, dtype quant.DType, shape []int, y []float32) error {
 	if f.output != "" {
-		if err := writeNPY(f.output, dtype, []int{m, l.Out}, y); err != nil {
+		if err := writeNPY(f.output, dtype, shape, y); err != nil {
 			return err
 		}
 		r.Output = f.output
@@ -176,7 +209,8 @@ func forward(args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
-// pickLayer returns the named layer, or the model's first.
+// pickLayer returns the named layer, or the model's first Linear (its
+// first layer if it has none).
 func pickLayer(model *loader.Model, name string) (*loader.Layer, error) {
 	if name != "" {
 		return model.Layer(name)
@@ -184,6 +218,11 @@ func pickLayer(model *loader.Model, name string) (*loader.Layer, error) {
 	all := model.Layers()
 	if len(all) == 0 {
 		return nil, fmt.Errorf("model %s has no quantized layers", model.Path())
+	}
+	for _, l := range all {
+		if l.Kind() == loader.Linear {
+			return l, nil
+		}
 	}
 	return all[0], nil
 }
@@ -235,15 +274,25 @@ func writeNPY(path string, dtype quant.DType, shape []int, y []float32) error {
 func printReport(w io.Writer, r report) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "model\t%s\n", r.Model)
-	fmt.Fprintf(tw, "layer\t%s\n", r.Layer)
+	fmt.Fprintf(tw, "layer\t%s (%s)\n", r.Layer, r.Kind)
 	fmt.Fprintf(tw, "format\t%s %d-bit group %d, %s scales\n", r.Mode, r.Bits, r.GroupSize, r.ScaleDType)
 	fmt.Fprintf(tw, "activations\t%s\n", r.DType)
 	fmt.Fprintf(tw, "kernel\t%s\n", r.Kernel)
 	fmt.Fprintf(tw, "backend\t%s (%s)\n", r.Backend, r.Device)
 	fmt.Fprintf(tw, "M, N, K\t%d, %d, %d\n", r.M, r.N, r.K)
+	if r.IDs != nil {
+		fmt.Fprintf(tw, "ids\t%s (vocabulary %d, %d features)\n", joinInts(r.IDs, ","), r.N, r.K)
+	}
+	if r.Route != nil {
+		fmt.Fprintf(tw, "experts\t%d of %d per row: %s\n", r.TopK, r.Experts, formatRoute(r.Route, r.TopK))
+	}
 	fmt.Fprintf(tw, "time\t%.1f µs (median of %d)\n", r.MedianUS, r.Repeat)
 	fmt.Fprintf(tw, "speed\t%.2f GB/s of weights, %.2f GFLOP/s\n", r.GBps, r.GFLOPs)
-	fmt.Fprintf(tw, "weights\t%d bytes on disk, %d on the device\n", r.Bytes, r.DeviceBytes)
+	fmt.Fprintf(tw, "weights\t%d bytes on disk, %d on the device", r.Bytes, r.DeviceBytes)
+	if r.ReadBytes != r.Bytes {
+		fmt.Fprintf(tw, ", %d read per run", r.ReadBytes)
+	}
+	fmt.Fprintln(tw)
 	fmt.Fprintf(tw, "error\t%.2e (‖y − ref‖ / ‖ref‖, float64 reference; %s tolerance %.0e)\n", r.RelErr, r.Precision, r.Tolerance)
 	if r.Output != "" {
 		fmt.Fprintf(tw, "output\t%s\n", r.Output)

@@ -55,8 +55,21 @@ type Layer struct {
 	// Config says how config.json covers the layer: "override" (a dict
 	// with a mode), "override-no-mode", or "unnamed" (found by its scales).
 	Config string `json:"config"`
-	X      string `json:"x"`
-	Y      string `json:"y"`
+	// Kind is the layer's loader.Kind: "linear", "embedding" or
+	// "switch_linear".
+	Kind string `json:"kind"`
+	X    string `json:"x"`
+	Y    string `json:"y"`
+	// IDs are, for an embedding, token ids whose dequantized rows the
+	// file Rows holds, [len(IDs), In].
+	IDs  []int32 `json:"ids,omitempty"`
+	Rows string  `json:"rows,omitempty"`
+	// Indices route, for stacked experts, each row of x to TopK experts
+	// (row-major [Rows, TopK]); the file Gather holds MLX's gather_qmm of
+	// x through them, [Rows, TopK, Out].
+	TopK    int     `json:"top_k,omitempty"`
+	Indices []int32 `json:"indices,omitempty"`
+	Gather  string  `json:"gather,omitempty"`
 }
 
 // Plain is a tensor that is not part of a quantized layer.
@@ -93,8 +106,20 @@ func (m *Manifest) Input(l Layer) ([]float32, error) {
 
 // Output returns the layer's golden y: [Rows, Out], or [Experts, Rows, Out]
 // for stacked experts.
-func (m *Manifest) Output(l Layer) ([]float64, error) {
-	a, err := npy.ReadFile(filepath.Join(m.dir, l.Y))
+func (m *Manifest) Output(l Layer) ([]float64, error) { return m.values(l.Y) }
+
+// Lookup returns an embedding's golden rows of its IDs, [len(IDs), In].
+func (m *Manifest) Lookup(l Layer) ([]float64, error) { return m.values(l.Rows) }
+
+// Gathered returns stacked experts' golden gather_qmm of x through their
+// Indices, [Rows, TopK, Out].
+func (m *Manifest) Gathered(l Layer) ([]float64, error) { return m.values(l.Gather) }
+
+func (m *Manifest) values(file string) ([]float64, error) {
+	if file == "" {
+		return nil, fmt.Errorf("%s: no such golden file", m.dir)
+	}
+	a, err := npy.ReadFile(filepath.Join(m.dir, file))
 	if err != nil {
 		return nil, err
 	}

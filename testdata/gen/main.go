@@ -63,8 +63,9 @@ type layer struct {
 	format   quant.Format
 	scale    quant.DType
 	cfg      cfgKind
-	bias     bool // has a Linear bias tensor "<name>.bias" (BF16 [out])
+	bias     bool // has a Linear bias tensor "<name>.bias" (BF16 [out], [experts, out] for stacked experts)
 	zeroHead bool // the first group of row 0 (of expert 0) is all zeros
+	embed    bool // a token embedding [vocab, dims]: golden rows of some ids
 }
 
 // model is one model directory.
@@ -74,7 +75,9 @@ type model struct {
 	config map[string]any // config.json without the quantization keys
 	global quant.Format
 	layers []layer
-	norms  map[string]int // norm weight name -> length, stored BF16
+	// topK is the experts per row of the stacked layers' golden routing.
+	topK  int
+	norms map[string]int // norm weight name -> length, stored BF16
 	// shard returns 1 or 2 for a tensor name; nil writes a single
 	// model.safetensors.
 	shard func(tensor string) int
@@ -102,9 +105,11 @@ func models() []model {
 		tinyLayers = append(tinyLayers, layer{name: "model.layers.0." + p.name, out: p.out, in: p.in,
 			format: affine(4, 32), scale: quant.BF16, cfg: unnamed})
 	}
+	tinyLayers = append(tinyLayers, layer{name: "model.embed_tokens", out: 1024, in: 256, format: affine(4, 32), scale: quant.BF16, cfg: unnamed, embed: true})
 	tiny := model{
-		name:  "tiny",
-		about: "One Llama-style decoder layer, every Linear 4-bit group 32 with BF16 scales and biases (the global format; the config names no layer). The CLI's default model.",
+		name: "tiny",
+		about: "One Llama-style decoder layer and the quantized token embedding, tied (no lm_head: the embedding is the output head), " +
+			"every layer 4-bit group 32 with BF16 scales and biases (the global format; the config names no layer). The CLI's default model.",
 		config: map[string]any{
 			"architectures":           []string{"LlamaForCausalLM"},
 			"model_type":              "llama",
@@ -136,7 +141,8 @@ func models() []model {
 	mixed := model{
 		name: "mixed",
 		about: "A two-layer MoE-style model mixing every format: affine bits 2, 3, 4, 5, 6 and 8 with group sizes 32, 64 and 128, " +
-			"BF16, F16 and F32 scales, a layer disabled with false, a Linear bias, mxfp4, nvfp4 and mxfp8 layers, stacked experts, " +
+			"BF16, F16 and F32 scales, a layer disabled with false, a Linear bias, mxfp4, nvfp4 and mxfp8 layers, " +
+			"a switch_mlp of 8 stacked experts routed 2 per token (the down projection mxfp4 with expert biases), " +
 			"unnamed layers in the global format (found by their scales), in-features 320 and 384 (not powers of two) and an odd out-features (lm_head, 509). " +
 			"The first group of row 0 of model.layers.0.self_attn.o_proj is all zeros (it must dequantize to exact zeros).",
 		config: map[string]any{
@@ -149,8 +155,8 @@ func models() []model {
 			"num_key_value_heads":     2,
 			"head_dim":                64,
 			"num_hidden_layers":       2,
-			"num_experts":             2,
-			"num_experts_per_tok":     1,
+			"num_experts":             8,
+			"num_experts_per_tok":     2,
 			"decoder_sparse_step":     1,
 			"mlp_only_layers":         []int{0},
 			"norm_topk_prob":          true,
@@ -163,6 +169,7 @@ func models() []model {
 			"torch_dtype":             "bfloat16",
 		},
 		global: affine(4, 64),
+		topK:   2,
 		layers: []layer{
 			{name: l0 + "self_attn.q_proj", out: 320, in: 384, format: affine(2, 32), scale: quant.BF16, cfg: override},
 			{name: l0 + "self_attn.k_proj", out: 128, in: 384, format: affine(3, 128), scale: quant.F16, cfg: override, bias: true},
@@ -175,8 +182,10 @@ func models() []model {
 			{name: l1 + "self_attn.k_proj", out: 128, in: 384, format: quant.DefaultFormat(quant.NVFP4), scale: quant.U8, cfg: override},
 			{name: l1 + "self_attn.v_proj", out: 128, in: 384, format: quant.DefaultFormat(quant.MXFP8), scale: quant.U8, cfg: override},
 			{name: l1 + "self_attn.o_proj", out: 384, in: 320, format: affine(4, 64), scale: quant.F16, cfg: unnamed},
-			{name: l1 + "mlp.gate", out: 2, in: 384, format: affine(8, 64), scale: quant.BF16, cfg: overrideNoMode},
-			{name: l1 + "mlp.switch_mlp.gate_proj", out: 256, in: 384, experts: 2, format: affine(4, 64), scale: quant.BF16, cfg: unnamed},
+			{name: l1 + "mlp.gate", out: 8, in: 384, format: affine(8, 64), scale: quant.BF16, cfg: overrideNoMode},
+			{name: l1 + "mlp.switch_mlp.gate_proj", out: 256, in: 384, experts: 8, format: affine(4, 64), scale: quant.BF16, cfg: unnamed},
+			{name: l1 + "mlp.switch_mlp.up_proj", out: 256, in: 384, experts: 8, format: affine(4, 64), scale: quant.BF16, cfg: unnamed},
+			{name: l1 + "mlp.switch_mlp.down_proj", out: 384, in: 256, experts: 8, format: quant.DefaultFormat(quant.MXFP4), scale: quant.U8, cfg: override, bias: true},
 			{name: "lm_head", out: 509, in: 384, format: affine(8, 32), scale: quant.F32, cfg: override},
 		},
 		norms: map[string]int{
@@ -408,15 +417,27 @@ func build(w *writer, m *model) (*built, error) {
 		if l.in%l.format.GroupSize != 0 {
 			return nil, fmt.Errorf("%s: in %d not a multiple of group size %d", l.name, l.in, l.format.GroupSize)
 		}
+		lead := []int{}
+		if l.experts > 0 {
+			lead = []int{l.experts}
+		}
+		shape := func(dims ...int) []int { return append(slices.Clone(lead), dims...) }
 		var bias []float32
 		if l.bias {
 			var data []byte
-			bias, data = bf16(weights(newRand(m.name, l.name, "bias"), l.out))
-			add(stfile.Tensor{Name: l.name + ".bias", DType: "BF16", Shape: []int{l.out}, Data: data})
+			bias, data = bf16(weights(newRand(m.name, l.name, "bias"), l.out*max(1, l.experts)))
+			add(stfile.Tensor{Name: l.name + ".bias", DType: "BF16", Shape: shape(l.out), Data: data})
+		}
+		biasOf := func(e int) []float32 {
+			if bias == nil {
+				return nil
+			}
+			return bias[e*l.out : (e+1)*l.out]
 		}
 		x := normals(newRand(m.name, l.name, "x"), rows*l.in)
 		var wq, sc, bi []byte
 		var y []float64
+		var mats []*quant.Matrix
 		for e := range max(1, l.experts) {
 			v := weights(r, l.out*l.in)
 			if l.zeroHead && e == 0 {
@@ -429,13 +450,9 @@ func build(w *writer, m *model) (*built, error) {
 			wq = append(wq, mat.Weight...)
 			sc = append(sc, mat.Scales...)
 			bi = append(bi, mat.Biases...)
-			y = append(y, quant.Reference(x, rows, mat, bias)...)
+			y = append(y, quant.Reference(x, rows, mat, biasOf(e))...)
+			mats = append(mats, mat)
 		}
-		lead := []int{}
-		if l.experts > 0 {
-			lead = []int{l.experts}
-		}
-		shape := func(dims ...int) []int { return append(slices.Clone(lead), dims...) }
 		add(stfile.Tensor{Name: l.name + ".weight", DType: "U32", Shape: shape(l.out, quant.RowBytes(l.in, l.format.Bits)/4), Data: wq})
 		add(stfile.Tensor{Name: l.name + ".scales", DType: l.scale.String(), Shape: shape(l.out, l.in/l.format.GroupSize), Data: sc})
 		if l.format.HasBiases() {
@@ -443,8 +460,18 @@ func build(w *writer, m *model) (*built, error) {
 		}
 
 		lj := golden.Layer{Name: l.name, Format: golden.FormatOf(l.format), ScaleDType: l.scale.String(), Out: l.out, In: l.in,
-			Experts: l.experts, HasBias: l.bias, Config: l.cfg.String(),
+			Experts: l.experts, HasBias: l.bias, Config: l.cfg.String(), Kind: "linear",
 			X: "golden/" + l.name + ".x.npy", Y: "golden/" + l.name + ".y.npy"}
+		switch {
+		case l.experts > 0:
+			if err := gatherGolden(w, m, l, &lj, x, mats, biasOf); err != nil {
+				return nil, err
+			}
+		case l.embed:
+			if err := lookupGolden(w, m, l, &lj, mats[0]); err != nil {
+				return nil, err
+			}
+		}
 		man.Layers = append(man.Layers, lj)
 		var xb, yb bytes.Buffer
 		if err := npy.WriteFloat32(&xb, []int{rows, l.in}, x); err != nil {
@@ -539,6 +566,51 @@ func build(w *writer, m *model) (*built, error) {
 	return &built{m: m, man: man, tensors: tensors, shardMap: shardMap}, nil
 }
 
+// lookupGolden writes the golden rows of an embedding: the dequantized
+// rows of the first and last ids and four drawn at random, in float64.
+func lookupGolden(w *writer, m *model, l *layer, lj *golden.Layer, mat *quant.Matrix) error {
+	r := newRand(m.name, l.name, "ids")
+	lj.Kind = "embedding"
+	lj.IDs = []int32{0, int32(l.out - 1)}
+	for range 4 {
+		lj.IDs = append(lj.IDs, int32(r.IntN(l.out)))
+	}
+	out := make([]float64, len(lj.IDs)*l.in)
+	for i, id := range lj.IDs {
+		mat.DequantizeRow(out[i*l.in:(i+1)*l.in], int(id))
+	}
+	lj.Rows = "golden/" + l.name + ".rows.npy"
+	var b bytes.Buffer
+	if err := npy.WriteFloat64(&b, []int{len(lj.IDs), l.in}, out); err != nil {
+		return err
+	}
+	return w.write(m.name+"/"+lj.Rows, b.Bytes())
+}
+
+// gatherGolden writes the golden routing of stacked experts: each row of x
+// to m.topK distinct experts drawn at random, and MLX's gather_qmm of x
+// through them, y[r, j] = x[r]·W[e]ᵀ + bias[e] for e = indices[r, j].
+func gatherGolden(w *writer, m *model, l *layer, lj *golden.Layer, x []float32, mats []*quant.Matrix, biasOf func(int) []float32) error {
+	if m.topK < 1 || m.topK > l.experts {
+		return fmt.Errorf("%s: top %d of %d experts", l.name, m.topK, l.experts)
+	}
+	r := newRand(m.name, l.name, "indices")
+	lj.Kind, lj.TopK = "switch_linear", m.topK
+	var out []float64
+	for row := range rows {
+		for _, e := range r.Perm(l.experts)[:m.topK] {
+			lj.Indices = append(lj.Indices, int32(e))
+			out = append(out, quant.Reference(x[row*l.in:(row+1)*l.in], 1, mats[e], biasOf(e))...)
+		}
+	}
+	lj.Gather = "golden/" + l.name + ".gather.npy"
+	var b bytes.Buffer
+	if err := npy.WriteFloat64(&b, []int{rows, m.topK, l.out}, out); err != nil {
+		return err
+	}
+	return w.write(m.name+"/"+lj.Gather, b.Bytes())
+}
+
 func shapeString(s []int) string {
 	parts := make([]string, len(s))
 	for i, d := range s {
@@ -574,11 +646,16 @@ func readme(bs []*built) []byte {
 	p("- `golden/manifest.json`: every quantized layer with `name`, `format` (`mode`, `bits`, `group_size`), `scale_dtype`, `out`, `in`, `experts`\n")
 	p("  (0 for a plain Linear, E for stacked experts), `has_bias`, `config` (how config.json covers it: `override` = a dict with mode,\n")
 	p("  `override-no-mode` = a dict without mode (so affine), `unnamed` = not named, quantized with the global format and found by its scales),\n")
-	p("  and the golden file names; plus the unquantized tensors (`config: \"false\"` for a layer disabled in the config) and the safetensors files.\n")
+	p("  `kind` (`linear`, `embedding` or `switch_linear`, as the loader finds it), and the golden file names; plus the unquantized tensors\n")
+	p("  (`config: \"false\"` for a layer disabled in the config) and the safetensors files.\n")
 	p("- `golden/<layer>.x.npy`: float32 `[4, in]`, standard normal. `golden/<layer>.y.npy`: float64 `[4, out]` (`[E, 4, out]` for stacked experts,\n")
-	p("  every expert applied to the same x) = `quant.Reference(x, 4, matrix, bias)`, i.e. `x · dequant(W)ᵀ + bias` in float64 with scales and biases as stored.\n\n")
+	p("  every expert applied to the same x) = `quant.Reference(x, 4, matrix, bias)`, i.e. `x · dequant(W)ᵀ + bias` in float64 with scales and biases as stored.\n")
+	p("- An embedding also has `ids` in the manifest (the first and last rows and four at random) and `golden/<layer>.rows.npy`: float64\n")
+	p("  `[len(ids), in]`, those rows dequantized (`Matrix.DequantizeRow`), what a lookup returns.\n")
+	p("- Stacked experts also have `top_k` and `indices` in the manifest (each row of x routed to `top_k` distinct experts, row-major `[4, top_k]`)\n")
+	p("  and `golden/<layer>.gather.npy`: float64 `[4, top_k, out]`, MLX's `gather_qmm` of x through them (`x[r] · dequant(W[e])ᵀ + bias[e]`).\n\n")
 	p("Weights are N(0, 0.02²) with about one value in 500 replaced by an outlier from N(0, 0.15²), quantized one\n")
-	p("`[out, in]` matrix (one expert) at a time. Norm weights are BF16 around 1. Linear biases are BF16 N(0, 0.02²).\n\n")
+	p("`[out, in]` matrix (one expert) at a time. Norm weights are BF16 around 1. Linear biases are BF16 N(0, 0.02²) (one per expert of stacked experts).\n\n")
 	for _, bt := range bs {
 		m := bt.m
 		p("## `%s`\n\n%s\n\n", m.name, m.about)
