@@ -22,8 +22,14 @@ type layerFunc func(y []float32, ldy int, w []byte, c qdot.Codes, s, b, x, xsum 
 // packedKernel builds qmv (run = qdot.MatVec) or qmm (qdot.MatMat) on the
 // packed words as stored, for every mode, width and group size. Scales and
 // biases stay in their stored dtype and are decoded rowBlock rows at a time.
+// 16-bit activations of affine layers take the integer kernels instead
+// (packedInt8).
 func packedKernel(run layerFunc) matmulFunc {
 	return func(threads int, p engine.Params, o *operands) {
+		if integerKernel(p) {
+			packedInt8(threads, p, o)
+			return
+		}
 		codes := codesOf(p.Format)
 		ng := p.K / p.GroupSize
 		x := o.x[:p.M*p.K]
