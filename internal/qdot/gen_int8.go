@@ -17,9 +17,10 @@
 //     divide out; 8-bit codes are zero-extended to words. VPMADDWD with
 //     int16 activations sums them in int32 (below 2^27 over a group of 128).
 //
-// At the end of a group each row adds s·d·float32(Σ) lane by lane to a
-// float32 sum; at the end of the weight row Σ b·xs is added and the lanes
-// are summed. The activations are laid out by the quantizer in the order
+// A prologue per weight row writes t = s·d for every activation row and
+// group into a scratch and starts each row's float32 lane sums with
+// Σ b·xs + s·xr; at the end of a group each row adds float32(Σ)·t lane by
+// lane, and at the end of the weight row the lanes are summed. The activations are laid out by the quantizer in the order
 // the decoded codes come in (perm in int8_amd64.go).
 package main
 
@@ -46,6 +47,7 @@ type gen struct {
 	b   bytes.Buffer
 	w   width
 	r   int
+	one bool // groups of one step (32 codes)
 	dat map[string]string
 	ord []string
 }
@@ -110,8 +112,8 @@ func fill(n int, f func(i int) uint64, size int) []byte {
 }
 
 // Registers: F (Y0-Y3) the float sums of the rows, I (Y4-Y7) their group
-// sums, Y8 the decoded codes, Y9 a product, Y10 the group's scale, Y11-Y14
-// constants.
+// sums, Y8 the decoded codes, Y9 a product, Y10 a scale, Y11-Y14
+// constants, Y15 the prologue's mask.
 func fr(r int) int { return r }
 func ir(r int) int { return 4 + r }
 
@@ -214,133 +216,208 @@ func (g *gen) decode(h int) {
 	}
 }
 
-func (g *gen) name() string { return fmt.Sprintf("i8a%dTile%dAVX2", g.w.bits, g.r) }
+func (g *gen) name() string {
+	one := ""
+	if g.one {
+		one = "g32"
+	}
+	return fmt.Sprintf("i8a%dTile%d%sAVX2", g.w.bits, g.r, one)
+}
+
+// The argument list of every tile.
+const args = "w *byte, s, b *float32, x *byte, d, xs, xr, t *float32, ng, cpg, n, ldx int, out *float32, ldo int"
 
 func (g *gen) kernel() {
 	R := g.r
-	xs := func(off, r int) string { return row(off, "DI", "R12", "R13", r) }
-	ds := func(r int) string { return row(0, "DX", "R10", "R11", r) }
-	g.p("// func %s(w *byte, s, b *float32, x *byte, d, xs, xr *float32, ng, cpg, n, ldx int, out *float32, ldo int)", g.name())
-	g.p("TEXT ·%s(SB), NOSPLIT, $0-104", g.name())
+	ra := func(base string, r int) string { return row(0, base, "R10", "R11", r) }
+	g.p("// func %s(%s)", g.name(), args)
+	g.p("TEXT ·%s(SB), NOSPLIT, $0-112", g.name())
 	g.i("MOVQ", "w+0(FP)", "SI")
 	g.i("MOVQ", "s+8(FP)", "BX")
 	g.i("MOVQ", "b+16(FP)", "R8")
-	g.i("MOVQ", "out+88(FP)", "R9")
-	g.i("MOVQ", "ng+56(FP)", "R10")
+	g.i("MOVQ", "out+96(FP)", "R9")
+	g.i("MOVQ", "ng+64(FP)", "R10")
 	g.i("SHLQ", "$2", "R10")
 	g.i("LEAQ", "(R10)(R10*2)", "R11")
-	g.i("MOVQ", "ldx+80(FP)", "R12")
-	g.i("LEAQ", "(R12)(R12*2)", "R13")
 	g.consts()
 	g.p("row:")
-	for r := range R {
+
+	// The prologue, eight groups at a time (the last ones under a mask):
+	// t = s·d for every row and group, and F = Σ b·xs + s·xr. BX and R8 end
+	// at the next weight row's scales and biases. (A tile of one row
+	// clears the four sums it uses.)
+	for r := range max(R, 4) {
 		g.i("VXORPS", y(fr(r)), y(fr(r)), y(fr(r)))
 	}
-	g.i("MOVQ", "x+24(FP)", "DI")
 	g.i("MOVQ", "d+32(FP)", "DX")
-	g.i("MOVQ", "ng+56(FP)", "CX")
-	g.p("group:")
+	g.i("MOVQ", "xs+40(FP)", "AX")
+	g.i("MOVQ", "xr+48(FP)", "DI")
+	g.i("MOVQ", "t+56(FP)", "R12")
+	g.i("MOVQ", "ng+64(FP)", "CX")
+	g.i("SHRQ", "$3", "CX")
+	g.i("JZ", "tail")
+	g.p("pro8:")
+	g.i("VMOVUPS", "(BX)", y(ys))
+	g.i("VMOVUPS", "(R8)", y(yt))
 	for r := range R {
-		g.i("VPXOR", y(ir(r)), y(ir(r)), y(ir(r)))
+		g.i("VMULPS", ra("DX", r), y(ys), y(ir(r)))
+		g.i("VMOVUPS", y(ir(r)), ra("R12", r))
+		g.i("VFMADD231PS", ra("AX", r), y(yt), y(fr(r)))
+		g.i("VFMADD231PS", ra("DI", r), y(ys), y(fr(r)))
 	}
-	g.i("MOVQ", "cpg+64(FP)", "AX")
-	g.p("step:")
-	if g.w.wide {
-		for h := range 2 {
-			g.decode(h)
-			for r := range R {
-				g.i("VPMADDWD", xs(32*h, r), y(yc), y(yt))
-				g.i("VPADDD", y(yt), y(ir(r)), y(ir(r)))
+	for _, reg := range []string{"BX", "R8", "DX", "AX", "DI", "R12"} {
+		g.i("ADDQ", "$32", reg)
+	}
+	g.i("DECQ", "CX")
+	g.i("JNZ", "pro8")
+	g.p("tail:")
+	g.i("MOVQ", "ng+64(FP)", "CX")
+	g.i("ANDQ", "$7", "CX")
+	g.i("JZ", "groups")
+	g.i("SHLQ", "$2", "CX")
+	g.i("NEGQ", "CX")
+	g.i("LEAQ", g.vec("i8tail", "Eight ones then eight zeros: the mask of the last n < 8 groups starts 8−n dwords in.",
+		fill(16, func(i int) uint64 {
+			if i < 8 {
+				return 0xFFFFFFFF
 			}
-		}
-		g.i("ADDQ", "$64", "DI")
-	} else {
-		g.decode(0)
-		for r := range R {
-			g.i("VPMADDUBSW", xs(0, r), y(yc), y(yt))
-			g.i("VPADDW", y(yt), y(ir(r)), y(ir(r)))
-		}
-		g.i("ADDQ", "$32", "DI")
-	}
-	g.i("ADDQ", fmt.Sprintf("$%d", g.w.stepBytes()), "SI")
-	g.i("DECQ", "AX")
-	g.i("JNZ", "step")
-	g.i("VBROADCASTSS", "(BX)", y(ys))
+			return 0
+		}, 4)), "R13")
+	g.i("VMOVDQU", "32(R13)(CX*1)", y(15))
+	g.i("VMASKMOVPS", "(BX)", y(15), y(ys))
+	g.i("VMASKMOVPS", "(R8)", y(15), y(yt))
+	g.i("SUBQ", "CX", "BX")
+	g.i("SUBQ", "CX", "R8")
 	for r := range R {
-		if !g.w.wide {
-			g.i("VPMADDWD", y(13), y(ir(r)), y(ir(r)))
-		}
-		g.i("VCVTDQ2PS", y(ir(r)), y(ir(r)))
-		g.i("VBROADCASTSS", ds(r), y(yt))
-		g.i("VMULPS", y(ys), y(yt), y(yt))
-		g.i("VFMADD231PS", y(yt), y(ir(r)), y(fr(r)))
+		g.i("VMASKMOVPS", ra("DX", r), y(15), y(ir(r)))
+		g.i("VMULPS", y(ir(r)), y(ys), y(ir(r)))
+		g.i("VMASKMOVPS", y(ir(r)), y(15), ra("R12", r))
+		g.i("VMASKMOVPS", ra("AX", r), y(15), y(ir(r)))
+		g.i("VFMADD231PS", y(ir(r)), y(yt), y(fr(r)))
+		g.i("VMASKMOVPS", ra("DI", r), y(15), y(ir(r)))
+		g.i("VFMADD231PS", y(ir(r)), y(ys), y(fr(r)))
 	}
-	g.i("ADDQ", "$4", "BX")
-	g.i("ADDQ", "$4", "DX")
+
+	// The groups: integer sums over cpg steps (one, for the g32 tiles),
+	// then F += float32(Σ)·t. A single activation row takes four groups at
+	// a time into four sums, so that the additions into F do not wait on
+	// each other, and the rest one at a time.
+	g.p("groups:")
+	g.i("MOVQ", "x+24(FP)", "DI")
+	g.i("MOVQ", "t+56(FP)", "DX")
+	g.i("MOVQ", "ldx+88(FP)", "R12")
+	g.i("LEAQ", "(R12)(R12*2)", "R13")
+	g.i("MOVQ", "ng+64(FP)", "CX")
+	if R == 1 {
+		g.i("SHRQ", "$2", "CX")
+		g.i("JZ", "rest")
+		g.p("group4:")
+		for u := range 4 {
+			g.group(u, fmt.Sprintf("step%d", u))
+		}
+		g.i("DECQ", "CX")
+		g.i("JNZ", "group4")
+		g.p("rest:")
+		g.i("MOVQ", "ng+64(FP)", "CX")
+		g.i("ANDQ", "$3", "CX")
+		g.i("JZ", "sum")
+	}
+	g.p("group:")
+	g.group(0, "step")
 	g.i("DECQ", "CX")
 	g.i("JNZ", "group")
-
-	// The bias and the rounding's rest: Σ b·xs + s·xr, eight groups at a
-	// time into F, the rest one at a time into I. BX goes back to the row's
-	// scales and ends at the next row's; AX walks the rests.
-	g.i("SUBQ", "R10", "BX")
-	g.i("MOVQ", "xs+40(FP)", "DX")
-	g.i("MOVQ", "xr+48(FP)", "AX")
-	g.i("MOVQ", "ng+56(FP)", "CX")
-	g.i("SHRQ", "$3", "CX")
-	g.i("JZ", "btail")
-	g.p("bias8:")
-	g.i("VMOVUPS", "(R8)", y(yt))
-	g.i("VMOVUPS", "(BX)", y(ys))
-	for r := range R {
-		g.i("VFMADD231PS", ds(r), y(yt), y(fr(r)))
-		g.i("VFMADD231PS", row(0, "AX", "R10", "R11", r), y(ys), y(fr(r)))
-	}
-	g.i("ADDQ", "$32", "R8")
-	g.i("ADDQ", "$32", "BX")
-	g.i("ADDQ", "$32", "DX")
-	g.i("ADDQ", "$32", "AX")
-	g.i("DECQ", "CX")
-	g.i("JNZ", "bias8")
-	g.p("btail:")
-	for r := range R {
-		g.i("VPXOR", y(ir(r)), y(ir(r)), y(ir(r)))
-	}
-	g.i("MOVQ", "ng+56(FP)", "CX")
-	g.i("ANDQ", "$7", "CX")
-	g.i("JZ", "sum")
-	g.p("bias1:")
-	g.i("VMOVSS", "(R8)", x(yt))
-	g.i("VMOVSS", "(BX)", x(ys))
-	for r := range R {
-		g.i("VFMADD231SS", ds(r), x(yt), x(ir(r)))
-		g.i("VFMADD231SS", row(0, "AX", "R10", "R11", r), x(ys), x(ir(r)))
-	}
-	g.i("ADDQ", "$4", "R8")
-	g.i("ADDQ", "$4", "BX")
-	g.i("ADDQ", "$4", "DX")
-	g.i("ADDQ", "$4", "AX")
-	g.i("DECQ", "CX")
-	g.i("JNZ", "bias1")
 	g.p("sum:")
-	g.i("MOVQ", "ldo+96(FP)", "AX")
+	if R == 1 {
+		g.i("VADDPS", y(1), y(0), y(0))
+		g.i("VADDPS", y(3), y(2), y(2))
+		g.i("VADDPS", y(2), y(0), y(0))
+	}
+
+	// The lanes' sum of each row.
+	g.i("MOVQ", "ldo+104(FP)", "AX")
 	g.i("SHLQ", "$2", "AX")
 	g.i("LEAQ", "(AX)(AX*2)", "CX")
 	for r := range R {
 		f := fr(r)
 		g.i("VEXTRACTF128", "$1", y(f), x(yt))
 		g.i("VADDPS", x(yt), x(f), x(f))
-		g.i("VADDPS", x(ir(r)), x(f), x(f))
 		g.i("VHADDPS", x(f), x(f), x(f))
 		g.i("VHADDPS", x(f), x(f), x(f))
 		g.i("VMOVSS", x(f), row(0, "R9", "AX", "CX", r))
 	}
 	g.i("ADDQ", "$4", "R9")
-	g.i("DECQ", "n+72(FP)")
+	g.i("DECQ", "n+80(FP)")
 	g.i("JNZ", "row")
 	g.i("VZEROUPPER")
 	g.i("RET")
 	g.p("")
+}
+
+// group emits one group: its integer sums over cpg steps (labelled step)
+// into I, then F += float32(I)·t, and DX on to the next group's t. A tile of
+// one row uses F and I number u, the others one per row.
+func (g *gen) group(u int, step string) {
+	R := g.r
+	xa := func(off, r int) string { return row(off, "DI", "R12", "R13", r) }
+	reg := func(r int) (f, i int) {
+		if R == 1 {
+			return fr(u), ir(u)
+		}
+		return fr(r), ir(r)
+	}
+	if !g.one {
+		for r := range R {
+			_, ri := reg(r)
+			g.i("VPXOR", y(ri), y(ri), y(ri))
+		}
+		g.i("MOVQ", "cpg+72(FP)", "AX")
+		g.p("%s:", step)
+	}
+	// acc adds a product into I, or for the one step of a g32 tile writes
+	// the first one there.
+	acc := func(op, src string, r int, first bool) {
+		_, ri := reg(r)
+		if g.one && first {
+			g.i(op, src, y(yc), y(ri))
+			return
+		}
+		g.i(op, src, y(yc), y(yt))
+		add := "VPADDD"
+		if !g.w.wide {
+			add = "VPADDW"
+		}
+		g.i(add, y(yt), y(ri), y(ri))
+	}
+	if g.w.wide {
+		for h := range 2 {
+			g.decode(h)
+			for r := range R {
+				acc("VPMADDWD", xa(32*h, r), r, h == 0)
+			}
+		}
+		g.i("ADDQ", "$64", "DI")
+	} else {
+		g.decode(0)
+		for r := range R {
+			acc("VPMADDUBSW", xa(0, r), r, true)
+		}
+		g.i("ADDQ", "$32", "DI")
+	}
+	g.i("ADDQ", fmt.Sprintf("$%d", g.w.stepBytes()), "SI")
+	if !g.one {
+		g.i("DECQ", "AX")
+		g.i("JNZ", step)
+	}
+	for r := range R {
+		rf, ri := reg(r)
+		if !g.w.wide {
+			g.i("VPMADDWD", y(13), y(ri), y(ri))
+		}
+		g.i("VCVTDQ2PS", y(ri), y(ri))
+		g.i("VBROADCASTSS", row(0, "DX", "R10", "R11", r), y(ys))
+		g.i("VFMADD231PS", y(ys), y(ri), y(rf))
+	}
+	g.i("ADDQ", "$4", "DX")
 }
 
 func main() {
@@ -349,12 +426,14 @@ func main() {
 	var decl bytes.Buffer
 	decl.WriteString("// Code generated by gen_int8.go; DO NOT EDIT.\n\n//go:build amd64 && !purego\n\npackage qdot\n")
 	for _, w := range widths {
-		for _, r := range []int{1, 4} {
-			g.w, g.r = w, r
-			g.b.Reset()
-			g.kernel()
-			body.Write(g.b.Bytes())
-			fmt.Fprintf(&decl, "\n//go:noescape\nfunc %s(w *byte, s, b *float32, x *byte, d, xs, xr *float32, ng, cpg, n, ldx int, out *float32, ldo int)\n", g.name())
+		for _, one := range []bool{false, true} {
+			for _, r := range []int{1, 4} {
+				g.w, g.r, g.one = w, r, one
+				g.b.Reset()
+				g.kernel()
+				body.Write(g.b.Bytes())
+				fmt.Fprintf(&decl, "\n//go:noescape\nfunc %s(%s)\n", g.name(), args)
+			}
 		}
 	}
 	var out bytes.Buffer

@@ -3,7 +3,11 @@ package qdot
 import (
 	"fmt"
 	"math"
+	"sync"
 )
+
+// tScratch holds the tiles' scratch between calls.
+var tScratch = sync.Pool{New: func() any { return new([]float32) }}
 
 // Int8Acts holds activation rows quantized to integers for MatInt8: within
 // each group of gs values along k, x ≈ d·q with q an integer in [−L, L] and
@@ -182,13 +186,21 @@ func MatInt8(y []float32, ldy int, w []byte, c Codes, s, b []float32, a *Int8Act
 		panic(fmt.Sprintf("qdot: output of %d values with stride %d is too small for %d×%d", len(y), ldy, m, n))
 	}
 	if ks := int8KernelsFor(impl, c); ks != nil {
+		one, rows4 := ks.one, ks.rows4
+		if gs == 32 {
+			one, rows4 = ks.one32, ks.rows432
+		}
+		tp := tScratch.Get().(*[]float32)
+		*tp = growF(*tp, blockRows*ng)
+		t := *tp
 		full := m - m%blockRows
 		for i := 0; i < full; i += blockRows {
-			ks.rows4(&w[0], &s[0], &b[0], &a.q[i*a.ld], &a.d[i*ng], &a.sum[i*ng], &a.rest[i*ng], ng, gs/32, n, a.ld, &y[i*ldy], ldy)
+			rows4(&w[0], &s[0], &b[0], &a.q[i*a.ld], &a.d[i*ng], &a.sum[i*ng], &a.rest[i*ng], &t[0], ng, gs/32, n, a.ld, &y[i*ldy], ldy)
 		}
 		for i := full; i < m; i++ {
-			ks.one(&w[0], &s[0], &b[0], &a.q[i*a.ld], &a.d[i*ng], &a.sum[i*ng], &a.rest[i*ng], ng, gs/32, n, a.ld, &y[i*ldy], ldy)
+			one(&w[0], &s[0], &b[0], &a.q[i*a.ld], &a.d[i*ng], &a.sum[i*ng], &a.rest[i*ng], &t[0], ng, gs/32, n, a.ld, &y[i*ldy], ldy)
 		}
+		tScratch.Put(tp)
 		return
 	}
 	matInt8Generic(y, ldy, w, int(c.bits), s, b, a, n)
@@ -197,9 +209,11 @@ func MatInt8(y []float32, ldy int, w []byte, c Codes, s, b []float32, a *Int8Act
 // int8Kernel is one assembly tile of MatInt8: R activation rows × n weight
 // rows, out[r·ldo + j] for r < R, j < n, from n consecutive weight rows of
 // codes at w with their scales and biases s, b (rows ng apart), quantized
-// activation rows at x (ldx bytes apart) with their steps d and group sums
-// xs and rests xr (rows ng apart), in groups of cpg steps of 32 codes.
-type int8Kernel func(w *byte, s, b *float32, x *byte, d, xs, xr *float32, ng, cpg, n, ldx int, out *float32, ldo int)
+// activation rows at x (ldx bytes apart) with their steps d, group sums xs
+// and rests xr (rows ng apart), in groups of cpg steps of 32 codes; t is a
+// scratch of R·ng float32.
+type int8Kernel func(w *byte, s, b *float32, x *byte, d, xs, xr, t *float32, ng, cpg, n, ldx int, out *float32, ldo int)
 
-// int8Tiles holds the 1×n and 4×n tiles of one path and code width.
-type int8Tiles struct{ one, rows4 int8Kernel }
+// int8Tiles holds the 1×n and 4×n tiles of one path and code width, for
+// groups of any number of steps and of one (g32).
+type int8Tiles struct{ one, rows4, one32, rows432 int8Kernel }

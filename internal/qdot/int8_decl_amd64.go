@@ -5,37 +5,73 @@
 package qdot
 
 //go:noescape
-func i8a2Tile1AVX2(w *byte, s, b *float32, x *byte, d, xs, xr *float32, ng, cpg, n, ldx int, out *float32, ldo int)
+func i8a2Tile1AVX2(w *byte, s, b *float32, x *byte, d, xs, xr, t *float32, ng, cpg, n, ldx int, out *float32, ldo int)
 
 //go:noescape
-func i8a2Tile4AVX2(w *byte, s, b *float32, x *byte, d, xs, xr *float32, ng, cpg, n, ldx int, out *float32, ldo int)
+func i8a2Tile4AVX2(w *byte, s, b *float32, x *byte, d, xs, xr, t *float32, ng, cpg, n, ldx int, out *float32, ldo int)
 
 //go:noescape
-func i8a3Tile1AVX2(w *byte, s, b *float32, x *byte, d, xs, xr *float32, ng, cpg, n, ldx int, out *float32, ldo int)
+func i8a2Tile1g32AVX2(w *byte, s, b *float32, x *byte, d, xs, xr, t *float32, ng, cpg, n, ldx int, out *float32, ldo int)
 
 //go:noescape
-func i8a3Tile4AVX2(w *byte, s, b *float32, x *byte, d, xs, xr *float32, ng, cpg, n, ldx int, out *float32, ldo int)
+func i8a2Tile4g32AVX2(w *byte, s, b *float32, x *byte, d, xs, xr, t *float32, ng, cpg, n, ldx int, out *float32, ldo int)
 
 //go:noescape
-func i8a4Tile1AVX2(w *byte, s, b *float32, x *byte, d, xs, xr *float32, ng, cpg, n, ldx int, out *float32, ldo int)
+func i8a3Tile1AVX2(w *byte, s, b *float32, x *byte, d, xs, xr, t *float32, ng, cpg, n, ldx int, out *float32, ldo int)
 
 //go:noescape
-func i8a4Tile4AVX2(w *byte, s, b *float32, x *byte, d, xs, xr *float32, ng, cpg, n, ldx int, out *float32, ldo int)
+func i8a3Tile4AVX2(w *byte, s, b *float32, x *byte, d, xs, xr, t *float32, ng, cpg, n, ldx int, out *float32, ldo int)
 
 //go:noescape
-func i8a5Tile1AVX2(w *byte, s, b *float32, x *byte, d, xs, xr *float32, ng, cpg, n, ldx int, out *float32, ldo int)
+func i8a3Tile1g32AVX2(w *byte, s, b *float32, x *byte, d, xs, xr, t *float32, ng, cpg, n, ldx int, out *float32, ldo int)
 
 //go:noescape
-func i8a5Tile4AVX2(w *byte, s, b *float32, x *byte, d, xs, xr *float32, ng, cpg, n, ldx int, out *float32, ldo int)
+func i8a3Tile4g32AVX2(w *byte, s, b *float32, x *byte, d, xs, xr, t *float32, ng, cpg, n, ldx int, out *float32, ldo int)
 
 //go:noescape
-func i8a6Tile1AVX2(w *byte, s, b *float32, x *byte, d, xs, xr *float32, ng, cpg, n, ldx int, out *float32, ldo int)
+func i8a4Tile1AVX2(w *byte, s, b *float32, x *byte, d, xs, xr, t *float32, ng, cpg, n, ldx int, out *float32, ldo int)
 
 //go:noescape
-func i8a6Tile4AVX2(w *byte, s, b *float32, x *byte, d, xs, xr *float32, ng, cpg, n, ldx int, out *float32, ldo int)
+func i8a4Tile4AVX2(w *byte, s, b *float32, x *byte, d, xs, xr, t *float32, ng, cpg, n, ldx int, out *float32, ldo int)
 
 //go:noescape
-func i8a8Tile1AVX2(w *byte, s, b *float32, x *byte, d, xs, xr *float32, ng, cpg, n, ldx int, out *float32, ldo int)
+func i8a4Tile1g32AVX2(w *byte, s, b *float32, x *byte, d, xs, xr, t *float32, ng, cpg, n, ldx int, out *float32, ldo int)
 
 //go:noescape
-func i8a8Tile4AVX2(w *byte, s, b *float32, x *byte, d, xs, xr *float32, ng, cpg, n, ldx int, out *float32, ldo int)
+func i8a4Tile4g32AVX2(w *byte, s, b *float32, x *byte, d, xs, xr, t *float32, ng, cpg, n, ldx int, out *float32, ldo int)
+
+//go:noescape
+func i8a5Tile1AVX2(w *byte, s, b *float32, x *byte, d, xs, xr, t *float32, ng, cpg, n, ldx int, out *float32, ldo int)
+
+//go:noescape
+func i8a5Tile4AVX2(w *byte, s, b *float32, x *byte, d, xs, xr, t *float32, ng, cpg, n, ldx int, out *float32, ldo int)
+
+//go:noescape
+func i8a5Tile1g32AVX2(w *byte, s, b *float32, x *byte, d, xs, xr, t *float32, ng, cpg, n, ldx int, out *float32, ldo int)
+
+//go:noescape
+func i8a5Tile4g32AVX2(w *byte, s, b *float32, x *byte, d, xs, xr, t *float32, ng, cpg, n, ldx int, out *float32, ldo int)
+
+//go:noescape
+func i8a6Tile1AVX2(w *byte, s, b *float32, x *byte, d, xs, xr, t *float32, ng, cpg, n, ldx int, out *float32, ldo int)
+
+//go:noescape
+func i8a6Tile4AVX2(w *byte, s, b *float32, x *byte, d, xs, xr, t *float32, ng, cpg, n, ldx int, out *float32, ldo int)
+
+//go:noescape
+func i8a6Tile1g32AVX2(w *byte, s, b *float32, x *byte, d, xs, xr, t *float32, ng, cpg, n, ldx int, out *float32, ldo int)
+
+//go:noescape
+func i8a6Tile4g32AVX2(w *byte, s, b *float32, x *byte, d, xs, xr, t *float32, ng, cpg, n, ldx int, out *float32, ldo int)
+
+//go:noescape
+func i8a8Tile1AVX2(w *byte, s, b *float32, x *byte, d, xs, xr, t *float32, ng, cpg, n, ldx int, out *float32, ldo int)
+
+//go:noescape
+func i8a8Tile4AVX2(w *byte, s, b *float32, x *byte, d, xs, xr, t *float32, ng, cpg, n, ldx int, out *float32, ldo int)
+
+//go:noescape
+func i8a8Tile1g32AVX2(w *byte, s, b *float32, x *byte, d, xs, xr, t *float32, ng, cpg, n, ldx int, out *float32, ldo int)
+
+//go:noescape
+func i8a8Tile4g32AVX2(w *byte, s, b *float32, x *byte, d, xs, xr, t *float32, ng, cpg, n, ldx int, out *float32, ldo int)
