@@ -30,6 +30,7 @@ const Name = "cpu"
 
 func init() {
 	engine.Register(Name, 0, func() (engine.Driver, error) { return Open() })
+	engine.RegisterOrdinals(Name, func(int) (engine.Driver, error) { return Open() })
 }
 
 // Driver is the CPU backend's engine.Driver.
