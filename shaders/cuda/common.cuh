@@ -361,6 +361,36 @@ __device__ __forceinline__ u32 mlxq_fma2(u32 a, u32 b, u32 c) {
     return d;
 }
 
+// One mma.sync m16n8k16 of the activation's 16-bit type with float32
+// accumulators: c += A (rows g, g + 8) times B (tokens g).
+__device__ __forceinline__ void mlxq_mma16816(float* c, u32 a0, u32 a1, u32 a2, u32 a3, u32 b0, u32 b1) {
+#if MLXQ_ACT == 2
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 "
+        "{%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
+        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+        : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+#else
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 "
+        "{%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
+        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+        : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+#endif
+}
+
+// Loads a row of x's activations of a chunk (valid of 32 values, as pairs).
+__device__ __forceinline__ void mlxq_fetch_x32(const u16* xp, int valid, u32* xw) {
+    const mlxq_u32x4* q = (const mlxq_u32x4*)xp;
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        mlxq_u32x4 u;
+        if (i * 8 < valid) u = q[i];
+        else u.x = u.y = u.z = u.w = 0u;
+        xw[4 * i] = u.x; xw[4 * i + 1] = u.y; xw[4 * i + 2] = u.z; xw[4 * i + 3] = u.w;
+    }
+}
+
 // Dequantizes word i of a row's chunk (codes 8i .. 8i + 7) into 4 pairs of
 // the activation type: A[j] = (w[8i + j], w[8i + j + 4]), j < 4; codes at
 // or past `valid` are zero. Affine 4-bit takes a packed 16-bit path:

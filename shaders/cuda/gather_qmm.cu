@@ -30,33 +30,7 @@
 // At least 4 blocks (16 warps) per multiprocessor: at most 128 registers.
 #define GQM_MINB 4
 
-__device__ __forceinline__ void gqm_mma(float* c, u32 a0, u32 a1, u32 a2, u32 a3, u32 b0, u32 b1) {
-#if MLXQ_ACT == 2
-    asm volatile(
-        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 "
-        "{%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
-        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-        : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
-#else
-    asm volatile(
-        "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 "
-        "{%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
-        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-        : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
-#endif
-}
 
-// Loads a row's activations of a chunk (valid of 32 values, as pairs).
-__device__ __forceinline__ void gqm_fetch_x(const u16* xp, int valid, u32* xw) {
-    const mlxq_u32x4* q = (const mlxq_u32x4*)xp;
-#pragma unroll
-    for (int i = 0; i < 4; i++) {
-        mlxq_u32x4 u;
-        if (i * 8 < valid) u = q[i];
-        else u.x = u.y = u.z = u.w = 0u;
-        xw[4 * i] = u.x; xw[4 * i + 1] = u.y; xw[4 * i + 2] = u.z; xw[4 * i + 3] = u.w;
-    }
-}
 
 // Loads chunk c of a weight row (a half chunk of 16 codes at the end of
 // nvfp4 rows with K % 32 == 16): its words, scales and bias.
@@ -121,8 +95,8 @@ mlxq_kernel(const void* x, const void* w, const void* scales, const void* biases
         const int c = 4 * s + t;
         const int valid = c < nch ? mlxq_min(32, K - 32 * c) : 0;
         u32 xwg[16], xwh[16];
-        gqm_fetch_x(xg + (size_t)c * 32, tok_g ? valid : 0, xwg);
-        if (two) gqm_fetch_x(xh + (size_t)c * 32, tok_h ? valid : 0, xwh);
+        mlxq_fetch_x32(xg + (size_t)c * 32, tok_g ? valid : 0, xwg);
+        if (two) mlxq_fetch_x32(xh + (size_t)c * 32, tok_h ? valid : 0, xwh);
         // Word by word: 4 pairs of each weight row and of x feed two MMAs.
 #pragma unroll
         for (int wi = 0; wi < 4; wi++) {
@@ -130,13 +104,13 @@ mlxq_kernel(const void* x, const void* w, const void* scales, const void* biases
             mlxq_dequant_word(cg, wi, valid, Ag);
             mlxq_dequant_word(chh, wi, valid, Ah);
             mlxq_perm_word(xwg, wi, Bg);
-            gqm_mma(acc0, Ag[0], Ah[0], Ag[1], Ah[1], Bg[0], Bg[1]);
-            gqm_mma(acc2, Ag[2], Ah[2], Ag[3], Ah[3], Bg[2], Bg[3]);
+            mlxq_mma16816(acc0, Ag[0], Ah[0], Ag[1], Ah[1], Bg[0], Bg[1]);
+            mlxq_mma16816(acc2, Ag[2], Ah[2], Ag[3], Ah[3], Bg[2], Bg[3]);
             if (two) {
                 u32 Bh[4];
                 mlxq_perm_word(xwh, wi, Bh);
-                gqm_mma(acc1, Ag[0], Ah[0], Ag[1], Ah[1], Bh[0], Bh[1]);
-                gqm_mma(acc3, Ag[2], Ah[2], Ag[3], Ah[3], Bh[2], Bh[3]);
+                mlxq_mma16816(acc1, Ag[0], Ah[0], Ag[1], Ah[1], Bh[0], Bh[1]);
+                mlxq_mma16816(acc3, Ag[2], Ah[2], Ag[3], Ah[3], Bh[2], Bh[3]);
             }
         }
         cg = ng_;

@@ -52,33 +52,7 @@
 // At most 8 warps per block (4 or 8, by the launch: blockDim.x / 32).
 #define QMV_TC_MAXW 8
 
-__device__ __forceinline__ void qmv_mma(float* c, u32 a0, u32 a1, u32 a2, u32 a3, u32 b0, u32 b1) {
-#if MLXQ_ACT == 2
-    asm volatile(
-        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 "
-        "{%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
-        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-        : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
-#else
-    asm volatile(
-        "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 "
-        "{%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
-        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-        : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
-#endif
-}
 
-// Loads a token's activations of a chunk (valid of 32 values, as pairs).
-__device__ __forceinline__ void qmv_fetch_x(const u16* xp, int valid, u32* xw) {
-    const mlxq_u32x4* q = (const mlxq_u32x4*)xp;
-#pragma unroll
-    for (int i = 0; i < 4; i++) {
-        mlxq_u32x4 u;
-        if (i * 8 < valid) u = q[i];
-        else u.x = u.y = u.z = u.w = 0u;
-        xw[4 * i] = u.x; xw[4 * i + 1] = u.y; xw[4 * i + 2] = u.z; xw[4 * i + 3] = u.w;
-    }
-}
 
 // Loads the n words of a chunk like mlxq_load_words, as a stream: not
 // kept in L1 (x and the scales are), with a 256-byte L2 prefetch hint (the
@@ -161,8 +135,8 @@ __device__ __forceinline__ int qmv_steps(qmv_tc& q, const void* scales, const vo
         const int c = 4 * s + t;
         const int valid = FULL ? 32 : (c < nch ? mlxq_min(32, K - 32 * c) : 0);
         u32 xwg[16], xwh[16];
-        qmv_fetch_x(q.xg + (size_t)c * 32, q.tok_g ? valid : 0, xwg);
-        if (TWO) qmv_fetch_x(q.xh + (size_t)c * 32, q.tok_h ? valid : 0, xwh);
+        mlxq_fetch_x32(q.xg + (size_t)c * 32, q.tok_g ? valid : 0, xwg);
+        if (TWO) mlxq_fetch_x32(q.xh + (size_t)c * 32, q.tok_h ? valid : 0, xwh);
         // Word by word: 4 pairs of each row and of x feed two MMAs.
 #pragma unroll
         for (int wi = 0; wi < 4; wi++) {
@@ -170,13 +144,13 @@ __device__ __forceinline__ int qmv_steps(qmv_tc& q, const void* scales, const vo
             mlxq_dequant_word(cg, wi, valid, Ag);
             mlxq_dequant_word(chh, wi, valid, Ah);
             mlxq_perm_word(xwg, wi, Bg);
-            qmv_mma(q.acc0, Ag[0], Ah[0], Ag[1], Ah[1], Bg[0], Bg[1]);
-            qmv_mma(q.acc2, Ag[2], Ah[2], Ag[3], Ah[3], Bg[2], Bg[3]);
+            mlxq_mma16816(q.acc0, Ag[0], Ah[0], Ag[1], Ah[1], Bg[0], Bg[1]);
+            mlxq_mma16816(q.acc2, Ag[2], Ah[2], Ag[3], Ah[3], Bg[2], Bg[3]);
             if (TWO) {
                 u32 Bh[4];
                 mlxq_perm_word(xwh, wi, Bh);
-                qmv_mma(q.acc1, Ag[0], Ah[0], Ag[1], Ah[1], Bh[0], Bh[1]);
-                qmv_mma(q.acc3, Ag[2], Ah[2], Ag[3], Ah[3], Bh[2], Bh[3]);
+                mlxq_mma16816(q.acc1, Ag[0], Ah[0], Ag[1], Ah[1], Bh[0], Bh[1]);
+                mlxq_mma16816(q.acc3, Ag[2], Ah[2], Ag[3], Ah[3], Bh[2], Bh[3]);
             }
         }
         cg = cg2;
