@@ -71,6 +71,22 @@
 // of the driver's. Without cuBLAS the own kernel runs and Driver.CUBLAS
 // says why.
 //
+// # Collectives
+//
+// Driver implements engine.Communicator through NCCL, loaded with purego
+// at the first communicator (libnccl.so.2 or libnccl.so, from the library
+// path, the CUDA toolkit or pip's nvidia-nccl wheels, nvidia/nccl/lib):
+// engine.NewCollective over devices opened by ordinal (OpenOrdinal,
+// engine.OpenDevice("cuda:1")) creates one communicator per device with
+// ncclCommInitAll, on a thread of its own. An all-reduce or all-gather
+// issues ncclAllReduce (sum, in place) or ncclAllGather for every rank on
+// that rank's driver stream inside one ncclGroupStart/ncclGroupEnd, then
+// waits for every stream. Errors name the call, the rank and NCCL's
+// result and description (ncclGetErrorString); NCCL_DEBUG=WARN makes NCCL
+// say more. NVLink multicast is kept off: NCCL_NVLS_ENABLE is set to 0 in
+// the process environment before NCCL initialises, unless it is set
+// already.
+//
 // # Environment
 //
 //	MLXQ_CUDA_DEVICE           device ordinal (default 0)
@@ -79,6 +95,7 @@
 //	MLXQ_CUDA_CUBLAS           off: QMM of F16/BF16 activations never through cuBLAS (default on)
 //	MLXQ_CUDA_CUBLAS_MIN_M     the smallest M of that path (default 64)
 //	MLXQ_CUDA_CUBLAS_CHUNK_MB  MiB of dequantized weight per GEMM (default 256)
+//	NCCL_NVLS_ENABLE           NCCL's NVLink multicast; set to 0 unless given
 //
 // # Timing
 //

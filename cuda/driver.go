@@ -22,6 +22,7 @@ const Priority = 10
 
 func init() {
 	engine.Register(Name, Priority, func() (engine.Driver, error) { return Open() })
+	engine.RegisterOrdinals(Name, func(n int) (engine.Driver, error) { return OpenOrdinal(n) })
 }
 
 // Environment variables read by Open.
@@ -116,6 +117,26 @@ func Open() (*Driver, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", engine.ErrUnavailable, err)
 	}
+	return openConfig(cfg)
+}
+
+// OpenOrdinal opens CUDA device n (engine.OpenDevice's "cuda:n"), whatever
+// MLXQ_CUDA_DEVICE says; the other settings come from the environment as
+// for Open.
+func OpenOrdinal(n int) (*Driver, error) {
+	if n < 0 {
+		return nil, fmt.Errorf("%w: CUDA device %d, want an ordinal >= 0", engine.ErrUnavailable, n)
+	}
+	cfg, err := configFromEnv()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", engine.ErrUnavailable, err)
+	}
+	cfg.device = n
+	return openConfig(cfg)
+}
+
+// openConfig opens the device cfg selects through the driver library.
+func openConfig(cfg config) (*Driver, error) {
 	cu, err := loadCUDA()
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", engine.ErrUnavailable, err)
@@ -221,6 +242,9 @@ func (d *Driver) init() error {
 func (d *Driver) Name() string {
 	return fmt.Sprintf("%s, %s, %d SMs, %.1f GiB", d.name, d.Arch(), d.sms, float64(d.totalMem)/(1<<30))
 }
+
+// Ordinal returns the device's ordinal, as cuDeviceGet numbers devices.
+func (d *Driver) Ordinal() int { return d.ordinal }
 
 // Arch returns the device's architecture as NVRTC names it, such as
 // "sm_90".

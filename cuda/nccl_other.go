@@ -1,0 +1,5 @@
+//go:build !linux
+
+package cuda
+
+func loadNCCL() (*ncclAPI, error) { return nil, errNotLinux }
