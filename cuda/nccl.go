@@ -35,7 +35,9 @@ type NCCLError struct {
 	Desc string
 }
 
-func (e *NCCLError) Error() string { return fmt.Sprintf("%s: %s: %s", e.Call, ncclResultName(e.Code), e.Desc) }
+func (e *NCCLError) Error() string {
+	return fmt.Sprintf("%s: %s: %s", e.Call, ncclResultName(e.Code), e.Desc)
+}
 
 // Unwrap returns ErrNCCL.
 func (e *NCCLError) Unwrap() error { return ErrNCCL }
