@@ -33,9 +33,14 @@ type report struct {
 	Kernel     string `json:"kernel"`
 	Backend    string `json:"backend"`
 	Device     string `json:"device"`
-	M          int    `json:"m"`
-	N          int    `json:"n"`
-	K          int    `json:"k"`
+	// Devices, Shards and Split describe a layer split over several
+	// devices (--devices): their specs, their number and the split.
+	Devices string `json:"devices,omitempty"`
+	Shards  int    `json:"shards,omitempty"`
+	Split   string `json:"split,omitempty"`
+	M       int    `json:"m"`
+	N       int    `json:"n"`
+	K       int    `json:"k"`
 	// IDs are a lookup's token ids; TopK, Experts and Route a gathered
 	// product's experts per row of x, its number of experts and the
 	// experts of each row (row-major [M, TopK]).
@@ -72,6 +77,8 @@ type forwardFlags struct {
 	seed      uint64
 	output    string
 	backend   string
+	devices   string
+	split     string
 	kernel    string
 	dtype     string
 	maxSeqLen int
@@ -93,6 +100,8 @@ func forward(args []string, stdout, stderr io.Writer) error {
 	fs.Uint64Var(&f.seed, "seed", 1, "seed of the random input")
 	fs.StringVar(&f.output, "output", "", "write y as .npy [M, N]: float32, or float16 with --dtype f16 (bf16 runs write float32, which holds bfloat16 values exactly)")
 	fs.StringVar(&f.backend, "backend", engine.Auto, "backend: "+backendChoices())
+	fs.StringVar(&f.devices, "devices", "", "split a Linear over these devices, comma-separated backend:ordinal (cuda:0,cuda:1; cpu:0,cpu:1 in process)")
+	fs.StringVar(&f.split, "split", "row", "how --devices splits the layer: row (input features, then an all-reduce) or column (output features, then an all-gather)")
 	fs.StringVar(&f.kernel, "kernel", "", "kernel to run instead of the planned one ("+kernelChoices()+")")
 	fs.StringVar(&f.dtype, "dtype", "f32", "activation dtype of x and y: f32, f16 or bf16 (x is rounded to it)")
 	fs.IntVar(&f.maxSeqLen, "max-seq-len", 0, "rows the layer's buffers hold (default: M)")
@@ -128,6 +137,9 @@ func forward(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if mode != loader.Linear && f.devices != "" {
+		return fmt.Errorf("--devices splits a Linear; layer %s runs as %v", ll.Name, mode)
+	}
 	if mode != loader.Linear {
 		return f.routed(stdout, mode, name, ll, dtype)
 	}
@@ -145,11 +157,6 @@ func forward(args []string, stdout, stderr io.Writer) error {
 	if m > maxSeqLen {
 		return fmt.Errorf("M = %d rows exceed --max-seq-len %d", m, maxSeqLen)
 	}
-	dev, err := engine.Open(f.backend)
-	if err != nil {
-		return err
-	}
-	defer dev.Close()
 	opts := []layers.Option{layers.WithDType(dtype)}
 	if f.kernel != "" {
 		k, err := engine.ParseKernel(f.kernel)
@@ -158,6 +165,17 @@ func forward(args []string, stdout, stderr io.Writer) error {
 		}
 		opts = append(opts, layers.WithKernel(k))
 	}
+	if f.devices != "" {
+		if set["backend"] {
+			return fmt.Errorf("--backend with --devices: the devices name their backend")
+		}
+		return f.parallel(stdout, name, ll, x, m, maxSeqLen, opts)
+	}
+	dev, err := engine.Open(f.backend)
+	if err != nil {
+		return err
+	}
+	defer dev.Close()
 	l, err := layers.LoadExpert(dev, ll, f.expert, maxSeqLen, opts...)
 	if err != nil {
 		return err
@@ -279,6 +297,9 @@ func printReport(w io.Writer, r report) {
 	fmt.Fprintf(tw, "activations\t%s\n", r.DType)
 	fmt.Fprintf(tw, "kernel\t%s\n", r.Kernel)
 	fmt.Fprintf(tw, "backend\t%s (%s)\n", r.Backend, r.Device)
+	if r.Shards > 0 {
+		fmt.Fprintf(tw, "shards\t%d, %s-parallel over %s\n", r.Shards, r.Split, r.Devices)
+	}
 	fmt.Fprintf(tw, "M, N, K\t%d, %d, %d\n", r.M, r.N, r.K)
 	if r.IDs != nil {
 		fmt.Fprintf(tw, "ids\t%s (vocabulary %d, %d features)\n", joinInts(r.IDs, ","), r.N, r.K)
