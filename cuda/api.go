@@ -58,43 +58,49 @@ const (
 // field holds the versioned ABI symbol where cuda.h maps the name to one
 // (cuMemAlloc is cuMemAlloc_v2, and so on). Tests fill it with fakes.
 type cuAPI struct {
-	cuInit                    func(flags uint32) int32
-	cuDriverGetVersion        func(version *int32) int32
-	cuGetErrorName            func(code int32, str **byte) int32
-	cuGetErrorString          func(code int32, str **byte) int32
-	cuDeviceGetCount          func(count *int32) int32
-	cuDeviceGet               func(dev *int32, ordinal int32) int32
-	cuDeviceGetName           func(name *byte, n int32, dev int32) int32
-	cuDeviceGetAttribute      func(v *int32, attr int32, dev int32) int32
-	cuDeviceTotalMem          func(bytes *uint64, dev int32) int32
-	cuDevicePrimaryCtxRetain  func(ctx *uintptr, dev int32) int32
-	cuDevicePrimaryCtxRelease func(dev int32) int32
-	cuCtxSetCurrent           func(ctx uintptr) int32
-	cuStreamCreate            func(stream *uintptr, flags uint32) int32
-	cuStreamDestroy           func(stream uintptr) int32
-	cuStreamSynchronize       func(stream uintptr) int32
-	cuMemAlloc                func(ptr *uint64, bytes uint64) int32
-	cuMemFree                 func(ptr uint64) int32
-	cuMemAllocHost            func(ptr *unsafe.Pointer, bytes uint64) int32
-	cuMemFreeHost             func(ptr unsafe.Pointer) int32
-	cuMemGetInfo              func(free, total *uint64) int32
-	cuMemsetD8Async           func(dst uint64, value uint8, n uint64, stream uintptr) int32
-	cuMemcpyHtoDAsync         func(dst uint64, src unsafe.Pointer, n uint64, stream uintptr) int32
-	cuMemcpyDtoHAsync         func(dst unsafe.Pointer, src uint64, n uint64, stream uintptr) int32
-	cuModuleLoadData          func(mod *uintptr, image unsafe.Pointer) int32
-	cuModuleUnload            func(mod uintptr) int32
-	cuModuleGetFunction       func(fn *uintptr, mod uintptr, name string) int32
-	cuFuncSetAttribute        func(fn uintptr, attr int32, value int32) int32
-	cuLaunchKernel            func(fn uintptr, gx, gy, gz, bx, by, bz, shared uint32, stream uintptr, params *unsafe.Pointer, extra *unsafe.Pointer) int32
-	cuEventCreate             func(ev *uintptr, flags uint32) int32
-	cuEventDestroy            func(ev uintptr) int32
-	cuEventRecord             func(ev uintptr, stream uintptr) int32
-	cuEventSynchronize        func(ev uintptr) int32
-	cuEventElapsedTime        func(ms *float32, start, end uintptr) int32
-	cuLinkCreate              func(n uint32, opts *int32, vals *uintptr, state *uintptr) int32
-	cuLinkAddData             func(state uintptr, kind int32, data unsafe.Pointer, size uint64, name string, n uint32, opts *int32, vals *uintptr) int32
-	cuLinkComplete            func(state uintptr, cubin *unsafe.Pointer, size *uint64) int32
-	cuLinkDestroy             func(state uintptr) int32
+	cuInit                      func(flags uint32) int32
+	cuDriverGetVersion          func(version *int32) int32
+	cuGetErrorName              func(code int32, str **byte) int32
+	cuGetErrorString            func(code int32, str **byte) int32
+	cuDeviceGetCount            func(count *int32) int32
+	cuDeviceGet                 func(dev *int32, ordinal int32) int32
+	cuDeviceGetName             func(name *byte, n int32, dev int32) int32
+	cuDeviceGetAttribute        func(v *int32, attr int32, dev int32) int32
+	cuDeviceTotalMem            func(bytes *uint64, dev int32) int32
+	cuDevicePrimaryCtxRetain    func(ctx *uintptr, dev int32) int32
+	cuDevicePrimaryCtxRelease   func(dev int32) int32
+	cuCtxSetCurrent             func(ctx uintptr) int32
+	cuStreamCreate              func(stream *uintptr, flags uint32) int32
+	cuStreamDestroy             func(stream uintptr) int32
+	cuStreamSynchronize         func(stream uintptr) int32
+	cuMemAlloc                  func(ptr *uint64, bytes uint64) int32
+	cuMemFree                   func(ptr uint64) int32
+	cuMemAllocHost              func(ptr *unsafe.Pointer, bytes uint64) int32
+	cuMemFreeHost               func(ptr unsafe.Pointer) int32
+	cuMemGetInfo                func(free, total *uint64) int32
+	cuMemsetD8Async             func(dst uint64, value uint8, n uint64, stream uintptr) int32
+	cuMemcpyHtoDAsync           func(dst uint64, src unsafe.Pointer, n uint64, stream uintptr) int32
+	cuMemcpyDtoHAsync           func(dst unsafe.Pointer, src uint64, n uint64, stream uintptr) int32
+	cuModuleLoadData            func(mod *uintptr, image unsafe.Pointer) int32
+	cuModuleUnload              func(mod uintptr) int32
+	cuModuleGetFunction         func(fn *uintptr, mod uintptr, name string) int32
+	cuFuncSetAttribute          func(fn uintptr, attr int32, value int32) int32
+	cuLaunchKernel              func(fn uintptr, gx, gy, gz, bx, by, bz, shared uint32, stream uintptr, params *unsafe.Pointer, extra *unsafe.Pointer) int32
+	cuEventCreate               func(ev *uintptr, flags uint32) int32
+	cuEventDestroy              func(ev uintptr) int32
+	cuEventRecord               func(ev uintptr, stream uintptr) int32
+	cuEventSynchronize          func(ev uintptr) int32
+	cuEventElapsedTime          func(ms *float32, start, end uintptr) int32
+	cuLinkCreate                func(n uint32, opts *int32, vals *uintptr, state *uintptr) int32
+	cuLinkAddData               func(state uintptr, kind int32, data unsafe.Pointer, size uint64, name string, n uint32, opts *int32, vals *uintptr) int32
+	cuLinkComplete              func(state uintptr, cubin *unsafe.Pointer, size *uint64) int32
+	cuLinkDestroy               func(state uintptr) int32
+	cuStreamBeginCapture        func(stream uintptr, mode int32) int32
+	cuStreamEndCapture          func(stream uintptr, graph *uintptr) int32
+	cuGraphInstantiateWithFlags func(exec *uintptr, graph uintptr, flags uint64) int32
+	cuGraphLaunch               func(exec uintptr, stream uintptr) int32
+	cuGraphExecDestroy          func(exec uintptr) int32
+	cuGraphDestroy              func(graph uintptr) int32
 }
 
 // symbol is one function of a library: the Go function variable it is
@@ -144,6 +150,12 @@ func (a *cuAPI) symbols() []symbol {
 		{&a.cuLinkAddData, "cuLinkAddData_v2"},
 		{&a.cuLinkComplete, "cuLinkComplete"},
 		{&a.cuLinkDestroy, "cuLinkDestroy"},
+		{&a.cuStreamBeginCapture, "cuStreamBeginCapture_v2"},
+		{&a.cuStreamEndCapture, "cuStreamEndCapture"},
+		{&a.cuGraphInstantiateWithFlags, "cuGraphInstantiateWithFlags"},
+		{&a.cuGraphLaunch, "cuGraphLaunch"},
+		{&a.cuGraphExecDestroy, "cuGraphExecDestroy"},
+		{&a.cuGraphDestroy, "cuGraphDestroy"},
 	}
 }
 

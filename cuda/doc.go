@@ -87,11 +87,23 @@
 // the process environment before NCCL initialises, unless it is set
 // already.
 //
+// # CUDA graphs
+//
+// A commit of two or more kernel launches (no copies, no QMM through
+// cuBLAS) that comes again with the same kernels, grids, blocks, shared
+// memory and parameters, as a decoding step's layers do, is captured into
+// a CUDA graph the second time and replayed with one cuGraphLaunch from
+// then on: the host pays one call per commit instead of one per kernel.
+// The driver keeps the 64 most recently used graphs. A capture that fails
+// leaves that commit to plain launches. MLXQ_CUDA_GRAPHS=off disables
+// graphs.
+//
 // # Environment
 //
 //	MLXQ_CUDA_DEVICE           device ordinal (default 0)
 //	MLXQ_CUDA_PTX              1: load the embedded PTX even where NVRTC exists
 //	MLXQ_CUDA_CACHE            off: no on-disk kernel cache
+//	MLXQ_CUDA_GRAPHS           off: no replay of repeated commits as CUDA graphs
 //	MLXQ_CUDA_CUBLAS           off: QMM of F16/BF16 activations never through cuBLAS (default on)
 //	MLXQ_CUDA_CUBLAS_MIN_M     the smallest M of that path (default 64)
 //	MLXQ_CUDA_CUBLAS_CHUNK_MB  MiB of dequantized weight per GEMM (default 256)

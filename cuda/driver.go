@@ -35,6 +35,9 @@ const (
 	// EnvCache, set to off, disables the on-disk cache of compiled
 	// kernels.
 	EnvCache = "MLXQ_CUDA_CACHE"
+	// EnvGraphs, set to off, disables the replay of repeated commits as
+	// CUDA graphs (graph.go).
+	EnvGraphs = "MLXQ_CUDA_GRAPHS"
 )
 
 // Driver is the CUDA backend's engine.Driver: one device, its primary
@@ -65,6 +68,7 @@ type Driver struct {
 	// Owned by the executor's goroutine.
 	staging *staging
 	timing  *timing
+	graphs  *graphCache // nil when graphs are off
 
 	mu      sync.Mutex
 	closed  bool
@@ -78,6 +82,7 @@ type config struct {
 	forcePTX bool
 	cacheDir string // empty: no cache
 	cublas   cublasConfig
+	graphs   bool
 }
 
 func configFromEnv() (config, error) {
@@ -99,6 +104,13 @@ func configFromEnv() (config, error) {
 		return c, err
 	}
 	c.cublas = blas
+	switch s := strings.ToLower(strings.TrimSpace(os.Getenv(EnvGraphs))); s {
+	case "0", "off", "false", "no":
+	case "", "1", "on", "true", "yes":
+		c.graphs = true
+	default:
+		return c, fmt.Errorf("%s=%q, want on or off", EnvGraphs, s)
+	}
 	switch strings.ToLower(strings.TrimSpace(os.Getenv(EnvCache))) {
 	case "off", "0", "false", "none":
 	default:
@@ -166,6 +178,9 @@ func open(cu *cuAPI, loadRTC func() (*nvrtcAPI, error), cfg config) (*Driver, er
 	d.kernels = advertised()
 	// cuBLAS is loaded at the first QMM that takes its path.
 	d.gemm = newCUBLASPath(cfg.cublas)
+	if cfg.graphs {
+		d.graphs = newGraphCache()
+	}
 	return d, nil
 }
 
@@ -425,6 +440,9 @@ func (d *Driver) Close() error {
 		errs = append(errs, cu.check("cuStreamSynchronize", cu.cuStreamSynchronize(d.stream)))
 		errs = append(errs, d.staging.release())
 		errs = append(errs, d.gemm.release(d))
+		if d.graphs != nil {
+			errs = append(errs, d.graphs.release(d))
+		}
 		for _, m := range mods {
 			errs = append(errs, cu.check("cuModuleUnload", cu.cuModuleUnload(m.handle)))
 		}

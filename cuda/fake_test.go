@@ -35,6 +35,15 @@ type fakeGPU struct {
 	retained int
 	streams  int
 	funcAttr map[uintptr]int32
+
+	// CUDA graphs: launches recorded while capturing, graphs and
+	// executable graphs by handle, and how many were made.
+	captureCode  int32
+	capturing    bool
+	captured     []fakeLaunch
+	graphs       map[uintptr][]fakeLaunch
+	execs        map[uintptr][]fakeLaunch
+	instantiated int
 }
 
 type fakeLaunch struct {
@@ -49,6 +58,7 @@ func newFakeGPU() *fakeGPU {
 		deviceCount: 1, nextPtr: 1 << 20,
 		dev: map[uint64][]byte{}, host: map[unsafe.Pointer][]byte{}, events: map[uintptr]bool{},
 		modules: map[uintptr]string{}, funcAttr: map[uintptr]int32{},
+		graphs: map[uintptr][]fakeLaunch{}, execs: map[uintptr][]fakeLaunch{},
 	}
 }
 
@@ -70,6 +80,22 @@ func fakeCString(s string) *byte {
 	b := cString(s)
 	v, _ := cStrings.LoadOrStore(s, &b[0])
 	return v.(*byte)
+}
+
+// execute records launch l and runs it if it is the unpack kernel; the
+// caller holds f.mu.
+func (f *fakeGPU) execute(l fakeLaunch) {
+	f.launches = append(f.launches, l)
+	if strings.Contains(l.image, "unpack") {
+		bits, _ := strconv.Atoi(bitsRE.FindStringSubmatch(l.image)[1])
+		rows, cols := int(int32(l.params[2])), int(int32(l.params[3]))
+		rb := quant.RowBytes(cols, bits)
+		w := f.find(l.params[0], uint64(rows*rb))
+		codes := f.find(l.params[1], uint64(rows*cols))
+		for r := range rows {
+			quant.Unpack(codes[r*cols:(r+1)*cols], w[r*rb:(r+1)*rb], bits)
+		}
+	}
 }
 
 // find returns the device bytes at address p, n long.
@@ -213,19 +239,48 @@ func (f *fakeGPU) api() *cuAPI {
 			for i, p := range unsafe.Slice(params, maxParams) {
 				l.params[i] = *(*uint64)(p)
 			}
-			f.launches = append(f.launches, l)
-			if strings.Contains(l.image, "unpack") {
-				bits, _ := strconv.Atoi(bitsRE.FindStringSubmatch(l.image)[1])
-				rows, cols := int(int32(l.params[2])), int(int32(l.params[3]))
-				rb := quant.RowBytes(cols, bits)
-				w := f.find(l.params[0], uint64(rows*rb))
-				codes := f.find(l.params[1], uint64(rows*cols))
-				for r := range rows {
-					quant.Unpack(codes[r*cols:(r+1)*cols], w[r*rb:(r+1)*rb], bits)
-				}
+			if f.capturing {
+				f.captured = append(f.captured, l)
+				return 0
+			}
+			f.execute(l)
+			return 0
+		},
+		cuStreamBeginCapture: func(s uintptr, mode int32) int32 {
+			defer lock()()
+			if f.captureCode != 0 {
+				return f.captureCode
+			}
+			f.capturing, f.captured = true, nil
+			return 0
+		},
+		cuStreamEndCapture: func(s uintptr, g *uintptr) int32 {
+			defer lock()()
+			f.capturing = false
+			*g = f.id()
+			f.graphs[*g] = f.captured
+			return 0
+		},
+		cuGraphInstantiateWithFlags: func(e *uintptr, g uintptr, flags uint64) int32 {
+			defer lock()()
+			*e = f.id()
+			f.execs[*e] = f.graphs[g]
+			f.instantiated++
+			return 0
+		},
+		cuGraphLaunch: func(e uintptr, s uintptr) int32 {
+			defer lock()()
+			ls, ok := f.execs[e]
+			if !ok {
+				return 1
+			}
+			for _, l := range ls {
+				f.execute(l)
 			}
 			return 0
 		},
+		cuGraphExecDestroy: func(e uintptr) int32 { defer lock()(); delete(f.execs, e); return 0 },
+		cuGraphDestroy:     func(g uintptr) int32 { defer lock()(); delete(f.graphs, g); return 0 },
 		cuEventCreate:      func(e *uintptr, flags uint32) int32 { defer lock()(); *e = f.id(); f.events[*e] = true; return 0 },
 		cuEventDestroy:     func(e uintptr) int32 { defer lock()(); delete(f.events, e); return 0 },
 		cuEventRecord:      func(e, s uintptr) int32 { return 0 },

@@ -196,10 +196,29 @@ func (d *Driver) run(ops []op) error {
 			return err
 		}
 	}
+	replayed, err := d.runGraph(ops, &slots, &ptrs)
+	if err != nil {
+		return err
+	}
+	if !replayed {
+		if err := d.issue(ops, &slots, &ptrs); err != nil {
+			return err
+		}
+	}
+	if t := d.timing; t != nil {
+		// Behind the commit's last work, before the host waits for it.
+		return d.cu.check("cuEventRecord", d.cu.cuEventRecord(t.end, d.stream))
+	}
+	return nil
+}
+
+// issue launches ops one by one, copies and cuBLAS products included; it
+// runs on the executor.
+func (d *Driver) issue(ops []op, slots *[maxParams]uint64, ptrs *[maxParams]unsafe.Pointer) error {
 	for i := range ops {
 		o := &ops[i]
 		if o.gemm != nil {
-			if err := d.runGEMM(o.gemm, &slots, &ptrs); err != nil {
+			if err := d.runGEMM(o.gemm, slots, ptrs); err != nil {
 				return err
 			}
 			continue
@@ -210,13 +229,9 @@ func (d *Driver) run(ops []op) error {
 			}
 			continue
 		}
-		if err := d.launchKernel(o, &slots, &ptrs); err != nil {
+		if err := d.launchKernel(o, slots, ptrs); err != nil {
 			return err
 		}
-	}
-	if t := d.timing; t != nil {
-		// Behind the commit's last work, before the host waits for it.
-		return d.cu.check("cuEventRecord", d.cu.cuEventRecord(t.end, d.stream))
 	}
 	return nil
 }
