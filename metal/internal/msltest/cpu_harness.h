@@ -1,16 +1,21 @@
 // Runs the translated kernel of the unit included before this file on the
-// CPU (see cpu_prelude.h). Build: g++ -std=c++20 -O1 -pthread
-// -DMLXQ_KIND=<0 matmul, 1 unpack> -include cpu_prelude.h UNIT. Usage:
-// harness IN OUT. IN holds little-endian uint32s: kind, grid x y z,
-// threads x y z, threadgroup memory bytes, M, N, K (unpack: N rows, K
-// cols), the buffer count, then each buffer as a uint64 length and its
-// bytes (length 0: a null pointer). OUT receives the output buffer (y, or
-// codes) after the run.
+// CPU (see cpu_prelude.h), for kernels whose arguments are buffers followed
+// by MLXQ_NINTS ints (matrix products: M, N, K; unpack, embed and the
+// gathered products: N, K). Build: g++ -std=c++20 -pthread
+// -DMLXQ_NINTS=<n> -include cpu_prelude.h UNIT; -DMLXQ_PAD_WORDS=0 (for
+// AddressSanitizer builds) leaves no slack past the buffers. Usage: harness
+// IN OUT. IN holds little-endian uint32s: grid x y z, threads x y z,
+// threadgroup memory bytes, the ints' count and the ints, the index of the
+// output buffer, the buffer count, then each buffer as a uint64 length and
+// its bytes (length 0: a null pointer). OUT receives the output buffer
+// after the run.
 // The unit is done with Metal's address-space words; std:: needs thread.
 #undef device
 #undef threadgroup
 #undef constant
 #undef thread
+
+#include <utility>
 
 template <typename F>
 struct mlxq_args_of;
@@ -18,8 +23,21 @@ template <typename R, typename... A>
 struct mlxq_args_of<R(A...)> {
     using type = std::tuple<A...>;
 };
-template <int I>
-using mlxq_arg = std::tuple_element_t<I, typename mlxq_args_of<decltype(mlxq_kernel)>::type>;
+using mlxq_args = typename mlxq_args_of<decltype(mlxq_kernel)>::type;
+template <size_t I>
+using mlxq_arg = std::tuple_element_t<I, mlxq_args>;
+constexpr size_t mlxq_nbuf = std::tuple_size_v<mlxq_args> - MLXQ_NINTS;
+
+template <size_t... B, size_t... I>
+static void mlxq_call(void** bufs, const int* ints, std::index_sequence<B...>, std::index_sequence<I...>) {
+    mlxq_kernel((mlxq_arg<B>)bufs[B]..., ints[I]...);
+}
+
+// Slack past each buffer, in 8-byte words: room to read whole blocks past
+// the end, as Metal's bounds allow.
+#ifndef MLXQ_PAD_WORDS
+#define MLXQ_PAD_WORDS 32
+#endif
 
 static uint32_t mlxq_u32(FILE* f) {
     uint8_t b[4];
@@ -40,12 +58,21 @@ int main(int argc, char** argv) {
         perror(argv[1]);
         return 2;
     }
-    const uint32_t kind = mlxq_u32(in);
     uint32_t grid[3], tg[3];
     for (auto& g : grid) g = mlxq_u32(in);
     for (auto& t : tg) t = mlxq_u32(in);
-    const uint32_t mem = mlxq_u32(in), M = mlxq_u32(in), N = mlxq_u32(in), K = mlxq_u32(in);
-    const uint32_t nbuf = mlxq_u32(in);
+    const uint32_t mem = mlxq_u32(in), nints = mlxq_u32(in);
+    if (nints != MLXQ_NINTS) {
+        fprintf(stderr, "%u ints for a kernel of %d\n", nints, MLXQ_NINTS);
+        return 2;
+    }
+    int ints[MLXQ_NINTS];
+    for (auto& v : ints) v = int(mlxq_u32(in));
+    const uint32_t out = mlxq_u32(in), nbuf = mlxq_u32(in);
+    if (nbuf != mlxq_nbuf || out >= nbuf) {
+        fprintf(stderr, "%u buffers (output %u) for a kernel of %zu\n", nbuf, out, mlxq_nbuf);
+        return 2;
+    }
     std::vector<std::vector<uint64_t>> store(nbuf);
     std::vector<uint64_t> lens(nbuf);
     std::vector<void*> bufs(nbuf);
@@ -54,7 +81,7 @@ int main(int argc, char** argv) {
         lens[i] = lo | hi << 32;
         bufs[i] = nullptr;
         if (lens[i]) {
-            store[i].resize((lens[i] + 7) / 8 + 32); // room to read whole blocks past the end
+            store[i].resize((lens[i] + 7) / 8 + MLXQ_PAD_WORDS);
             if (fread(store[i].data(), 1, lens[i], in) != lens[i]) {
                 fprintf(stderr, "short buffer %u\n", i);
                 return 2;
@@ -63,10 +90,6 @@ int main(int argc, char** argv) {
         }
     }
     fclose(in);
-    if ((kind == 0) != (MLXQ_KIND == 0)) {
-        fprintf(stderr, "input of kind %u for a harness of kind %d\n", kind, MLXQ_KIND);
-        return 2;
-    }
     const uint32_t T = tg[0] * tg[1] * tg[2];
     if (T % 32 != 0) {
         fprintf(stderr, "threadgroups of %u threads, not whole SIMD groups\n", T);
@@ -96,12 +119,8 @@ int main(int argc, char** argv) {
                         mlxq_t.tgsize = uint3{tg[0], tg[1], tg[2]};
                         mlxq_t.tpos = uint3{flat % tg[0], (flat / tg[0]) % tg[1], flat / (tg[0] * tg[1])};
                         mlxq_t.flat = flat;
-#if MLXQ_KIND == 0
-                        mlxq_kernel((mlxq_arg<0>)bufs[0], (mlxq_arg<1>)bufs[1], (mlxq_arg<2>)bufs[2], (mlxq_arg<3>)bufs[3],
-                                    (mlxq_arg<4>)bufs[4], (mlxq_arg<5>)bufs[5], int(M), int(N), int(K));
-#else
-                        mlxq_kernel((mlxq_arg<0>)bufs[0], (mlxq_arg<1>)bufs[1], int(N), int(K));
-#endif
+                        mlxq_call(bufs.data(), ints, std::make_index_sequence<mlxq_nbuf>{},
+                                  std::make_index_sequence<MLXQ_NINTS>{});
                         tgb.arrive_and_drop();
                         sgb[flat / 32]->arrive_and_drop();
                     });
@@ -109,7 +128,6 @@ int main(int argc, char** argv) {
                 for (auto& t : threads) t.join();
                 for (auto* b : sgb) delete b;
             }
-    const int out = MLXQ_KIND == 0 ? 5 : 1;
     FILE* o = fopen(argv[2], "wb");
     if (!o || fwrite(bufs[out], 1, lens[out], o) != lens[out]) {
         perror(argv[2]);

@@ -72,7 +72,7 @@ func build(t *testing.T, dir string, v engine.Variant) *harness {
 	unit := filepath.Join(dir, name+".cc")
 	require.NoError(t, os.WriteFile(unit, []byte(src+"\n#include \"cpu_harness.h\"\n"), 0o644))
 	bin := filepath.Join(dir, name)
-	cmd := exec.Command("g++", "-std=c++20", "-O0", "-pthread", fmt.Sprintf("-DMLXQ_KIND=%d", kind),
+	cmd := exec.Command("g++", "-std=c++20", "-O0", "-pthread", fmt.Sprintf("-DMLXQ_NINTS=%d", kind.ints()),
 		"-Wno-attributes", "-I", here, "-include", filepath.Join(here, "cpu_prelude.h"), "-o", bin, unit)
 	out, err := cmd.CombinedOutput()
 	require.NoError(t, err, "%s:\n%s", u.Name, out)
@@ -90,7 +90,6 @@ func (h *harness) run(t *testing.T, dir string, kind Kind, p engine.Params, bufs
 	l := h.spec.Launch(p)
 	var in bytes.Buffer
 	put := func(v int) { binary.Write(&in, binary.LittleEndian, uint32(v)) }
-	put(int(kind))
 	for _, g := range l.Grid {
 		put(g)
 	}
@@ -98,9 +97,15 @@ func (h *harness) run(t *testing.T, dir string, kind Kind, p engine.Params, bufs
 		put(n)
 	}
 	put(l.Memory)
-	put(p.M)
-	put(p.N)
-	put(p.K)
+	ints, result := []int{p.M, p.N, p.K}, 5 // the output buffer: y
+	if kind == Unpack {
+		ints, result = []int{p.N, p.K}, 1 // codes
+	}
+	put(len(ints))
+	for _, v := range ints {
+		put(v)
+	}
+	put(result)
 	put(len(bufs))
 	for _, b := range bufs {
 		binary.Write(&in, binary.LittleEndian, uint64(len(b)))

@@ -32,9 +32,18 @@ type Kind int
 const (
 	// Matmul kernels take (x, w, scales, biases, bias, y, M, N, K).
 	Matmul Kind = iota
-	// Unpack takes (w, codes, rows, cols).
+	// Unpack takes (w, codes, rows, cols); embed and the gathered
+	// products take their buffers and (N, K) the same way.
 	Unpack
 )
+
+// ints is the number of int arguments that end the argument list.
+func (k Kind) ints() int {
+	if k == Matmul {
+		return 3
+	}
+	return 2
+}
 
 var (
 	reBuffer = regexp.MustCompile(`\s*\[\[\s*buffer\(\s*\d+\s*\)\s*\]\]`)

@@ -1,4 +1,4 @@
-package metal_test
+package msltest
 
 import (
 	"bytes"
@@ -18,20 +18,11 @@ import (
 
 	"github.com/mlxq/mlxq/engine"
 	"github.com/mlxq/mlxq/metal"
-	"github.com/mlxq/mlxq/metal/internal/msltest"
 	"github.com/mlxq/mlxq/quant"
 )
 
-// The variables of internal/msltest's TestCPU, which TestCPUGather obeys
-// too: envCPU=1 runs it (CI's metal kernels step sets it), envAll=1 runs
-// every format and scale dtype, not the default sample.
-const (
-	envCPU = "MLXQ_MSLTEST_CPU"
-	envAll = "MLXQ_MSLTEST_ALL"
-)
-
 // gatherHarness is a CPU build of one embed or gathered product unit,
-// with testdata/cpu_harness.h, under AddressSanitizer so that a read past
+// with cpu_harness.h, under AddressSanitizer so that a read past
 // a buffer fails the run.
 type gatherHarness struct {
 	path string
@@ -42,13 +33,13 @@ func buildGather(t *testing.T, dir string, v engine.Variant) *gatherHarness {
 	t.Helper()
 	u, err := metal.CompileUnit(v)
 	require.NoError(t, err)
-	src, _, err := msltest.Translate(u.Source)
+	src, _, err := Translate(u.Source)
 	require.NoError(t, err, u.Name)
 	spec, ok := metal.Geometry(v)
 	require.True(t, ok, "%v: no geometry", v)
-	harness, err := filepath.Abs(filepath.Join("testdata", "cpu_harness.h"))
+	harness, err := filepath.Abs("cpu_harness.h")
 	require.NoError(t, err)
-	prelude, err := filepath.Abs(filepath.Join("internal", "msltest", "cpu_prelude.h"))
+	prelude, err := filepath.Abs("cpu_prelude.h")
 	require.NoError(t, err)
 	f, err := os.CreateTemp(dir, "unit*.cc")
 	require.NoError(t, err)
@@ -57,6 +48,7 @@ func buildGather(t *testing.T, dir string, v engine.Variant) *gatherHarness {
 	require.NoError(t, f.Close())
 	bin := f.Name() + ".bin"
 	out, err := exec.Command("g++", "-std=c++20", "-O1", "-pthread", "-fsanitize=address", "-Wno-attributes",
+		"-DMLXQ_NINTS=2", "-DMLXQ_PAD_WORDS=0",
 		"-include", prelude, "-o", bin, f.Name()).CombinedOutput()
 	require.NoError(t, err, "%s:\n%s", u.Name, out)
 	return &gatherHarness{path: bin, spec: spec}
@@ -76,6 +68,7 @@ func (h *gatherHarness) run(t *testing.T, dir string, p engine.Params, out int, 
 		put(n)
 	}
 	put(l.Memory)
+	put(2)
 	put(p.N)
 	put(p.K)
 	put(out)
@@ -100,9 +93,9 @@ func (h *gatherHarness) run(t *testing.T, dir string, p engine.Params, out int, 
 
 // gatherCases is the sample TestCPUGather runs of kernel k: every width
 // and mode once, the group sizes, scale and activation dtypes rotating;
-// with envAll set, every format with every scale dtype.
+// with EnvAll set, every format with every scale dtype.
 func gatherCases(k engine.Kernel) []engine.Variant {
-	all := os.Getenv(envAll) == "1"
+	all := os.Getenv(EnvAll) == "1"
 	floats := []quant.DType{quant.F32, quant.F16, quant.BF16}
 	var out []engine.Variant
 	for i, f := range quant.Formats() {
@@ -151,8 +144,8 @@ func stacked(t *testing.T, rng *rand.Rand, v engine.Variant, e, n, k int) []*qua
 // (row, expert) pair, with y poisoned past the ids or pairs, and an id out
 // of range giving NaNs without a read out of bounds.
 func TestCPUGather(t *testing.T) {
-	if os.Getenv(envCPU) != "1" {
-		t.Skipf("runs the Metal kernels on the CPU; set %s=1", envCPU)
+	if os.Getenv(EnvCPU) != "1" {
+		t.Skipf("runs the Metal kernels on the CPU; set %s=1", EnvCPU)
 	}
 	if _, err := exec.LookPath("g++"); err != nil {
 		t.Skip("g++ not found: running the Metal kernels on the CPU needs it")
