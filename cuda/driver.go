@@ -208,7 +208,7 @@ func (d *Driver) init() error {
 		return fmt.Errorf("%w: no CUDA device", engine.ErrUnavailable)
 	}
 	if d.ordinal >= int(n) {
-		return fmt.Errorf("%w: %s=%d, but there are %d CUDA devices", engine.ErrUnavailable, EnvDevice, d.ordinal, n)
+		return fmt.Errorf("%w: CUDA device %d (cuda:%d, or %s), but there are %d CUDA devices", engine.ErrUnavailable, d.ordinal, d.ordinal, EnvDevice, n)
 	}
 	if err := cu.check("cuDeviceGet", cu.cuDeviceGet(&d.dev, int32(d.ordinal))); err != nil {
 		return err

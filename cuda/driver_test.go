@@ -101,7 +101,7 @@ func TestOpenUnavailable(t *testing.T) {
 	}{
 		{"no device", func(f *fakeGPU) { f.initCode = cudaErrorNoDevice }, config{}, "no CUDA device: cuInit: CUDA_ERROR_NO_DEVICE"},
 		{"zero devices", func(f *fakeGPU) { f.deviceCount = 0 }, config{}, "no CUDA device"},
-		{"bad ordinal", func(f *fakeGPU) {}, config{device: 3}, "MLXQ_CUDA_DEVICE=3, but there are 1 CUDA devices"},
+		{"bad ordinal", func(f *fakeGPU) {}, config{device: 3}, "CUDA device 3 (cuda:3, or MLXQ_CUDA_DEVICE), but there are 1 CUDA devices"},
 	} {
 		f := newFakeGPU()
 		c.set(f)
