@@ -10,6 +10,7 @@ import (
 
 	"github.com/mlxq/mlxq"
 	"github.com/mlxq/mlxq/engine"
+	"github.com/mlxq/mlxq/layers"
 	"github.com/mlxq/mlxq/loader"
 	"github.com/mlxq/mlxq/quant"
 )
@@ -22,9 +23,23 @@ type Batch struct {
 	cfg     *Config
 	models  []*loader.Model
 	devices []*engine.Device
+	// groups holds, per device of the batch, the collectives of the
+	// cases split over several of its backend's devices, by the number
+	// of shards; groupDevs are their devices.
+	groups    []map[int]*engine.Collective
+	groupDevs []*engine.Device
+	// notes say which shard counts could not run, and why.
+	notes   []string
 	targets []*target
 	cases   int
 	skipped int
+}
+
+// sharding is how a matrix product case runs: on the batch's device when
+// n is 1, else split over n devices along split.
+type sharding struct {
+	n     int
+	split layers.Split
 }
 
 // target is a layer to evaluate: a layer of a model or a synthetic one
@@ -89,6 +104,9 @@ func (b *Batch) open() error {
 		}
 		b.devices = append(b.devices, dev)
 	}
+	for _, dev := range b.devices {
+		b.groups = append(b.groups, b.openGroups(dev))
+	}
 	for i, mc := range cfg.Models {
 		key := fmt.Sprintf("models[%d]", i)
 		model, name, err := openModel(cfg.File, mc)
@@ -114,18 +132,102 @@ func (b *Batch) open() error {
 		b.targets = append(b.targets, &target{model: "synthetic", name: s.name(f, st), Format: f, scaleType: st, out: s.Rows, in: s.Cols, syn: s})
 	}
 	for _, t := range b.targets {
-		for _, dev := range b.devices {
+		products := false
+		for di, dev := range b.devices {
 			choices, skipped, err := kernelChoices(cfg, t, dev)
 			if err != nil {
 				return err
 			}
 			t.choices = append(t.choices, choices)
-			b.cases += len(choices) * len(cfg.SeqLens) * len(cfg.DTypes)
+			for _, ch := range choices {
+				runs := 1
+				if ch.kernel.Spec().Op == engine.OpMatmul {
+					runs, products = len(b.shardings(di)), true
+				}
+				b.cases += runs * len(cfg.SeqLens) * len(cfg.DTypes)
+			}
 			b.skipped += skipped * len(cfg.SeqLens) * len(cfg.DTypes)
+		}
+		if products {
+			if err := checkShards(cfg, t); err != nil {
+				return err
+			}
 		}
 	}
 	if b.cases == 0 {
 		return &ConfigError{File: cfg.File, Msg: "the config lists no case to run"}
+	}
+	return nil
+}
+
+// openGroups opens, for each number of shards n > 1 of the config, the
+// devices 0 to n-1 of dev's backend and a collective over them. A number
+// of shards the backend cannot run here (too few devices, no
+// collectives) is left out, with a note saying why.
+func (b *Batch) openGroups(dev *engine.Device) map[int]*engine.Collective {
+	groups := map[int]*engine.Collective{}
+	for _, n := range b.cfg.Shards {
+		if n == 1 {
+			continue
+		}
+		var devs []*engine.Device
+		var err error
+		for i := range n {
+			var d *engine.Device
+			if d, err = engine.OpenDevice(fmt.Sprintf("%s:%d", dev.Backend(), i)); err != nil {
+				break
+			}
+			devs = append(devs, d)
+		}
+		var c *engine.Collective
+		if err == nil {
+			c, err = engine.NewCollective(devs...)
+		}
+		if err != nil {
+			for _, d := range devs {
+				d.Close()
+			}
+			b.notes = append(b.notes, fmt.Sprintf("%s: the cases of %d shards are left out: %s", dev.Backend(), n, oneLine(err)))
+			continue
+		}
+		groups[n] = c
+		b.groupDevs = append(b.groupDevs, devs...)
+	}
+	return groups
+}
+
+// shardings returns how the matrix product cases run on device di of
+// the batch: once per number of shards the config lists, for each split
+// of the config when there are several shards, leaving out those the
+// backend cannot run.
+func (b *Batch) shardings(di int) []sharding {
+	var out []sharding
+	for _, n := range b.cfg.Shards {
+		switch {
+		case n == 1:
+			out = append(out, sharding{n: 1})
+		case b.groups[di][n] != nil:
+			for _, s := range b.cfg.splits() {
+				out = append(out, sharding{n: n, split: s})
+			}
+		}
+	}
+	return out
+}
+
+// checkShards reports a layer run as a matrix product that does not
+// split into a number of shards of the config, as a config error naming
+// the layer.
+func checkShards(cfg *Config, t *target) error {
+	for i, n := range cfg.Shards {
+		if n == 1 {
+			continue
+		}
+		for _, s := range cfg.splits() {
+			if err := layers.CheckSplit(t.name, t.Format, t.out, t.in, s, n); err != nil {
+				return &ConfigError{File: cfg.File, Key: fmt.Sprintf("shards[%d]", i), Msg: fmt.Sprintf("%s split of %s: %v", s, t.model, err)}
+			}
+		}
 	}
 	return nil
 }
@@ -316,8 +418,20 @@ func (b *Batch) Cases() int { return b.cases }
 // not take the layer's format or the backend does not implement it.
 func (b *Batch) Skipped() int { return b.skipped }
 
-// Close releases the batch's models and devices.
+// Notes returns why numbers of shards of the config do not run, one line
+// each.
+func (b *Batch) Notes() []string { return slices.Clone(b.notes) }
+
+// Close releases the batch's models, collectives and devices.
 func (b *Batch) Close() {
+	for _, g := range b.groups {
+		for _, c := range g {
+			c.Close()
+		}
+	}
+	for _, d := range b.groupDevs {
+		d.Close()
+	}
 	for _, m := range b.models {
 		m.Close()
 	}

@@ -118,8 +118,9 @@ func (r *Report) chart() *chart {
 	return ch
 }
 
-// caseLabels names each case by its layer, M and kernel, adding the
-// model and the backend where the cases have several.
+// caseLabels names each case by its layer, M, kernel and shards (of a
+// split layer), adding the model and the backend where the cases have
+// several.
 func caseLabels(cases []Case) []string {
 	models, backends := map[string]bool{}, map[string]bool{}
 	for _, c := range cases {
@@ -132,6 +133,9 @@ func caseLabels(cases []Case) []string {
 			l = c.Model + ": " + l
 		}
 		l += fmt.Sprintf(" M=%d %s", c.M, c.Kernel)
+		if c.Shards > 1 {
+			l += fmt.Sprintf(" %d×%s", c.Shards, c.Split)
+		}
 		if len(backends) > 1 {
 			l += " " + c.Backend
 		}

@@ -1,6 +1,9 @@
 package eval
 
-import "github.com/mlxq/mlxq/engine"
+import (
+	"github.com/mlxq/mlxq/engine"
+	"github.com/mlxq/mlxq/layers"
+)
 
 // Config is one evaluation: which layers to run, at which sizes, on which
 // backends and kernels, how to check and time them, and where to write the
@@ -19,6 +22,14 @@ type Config struct {
 	// DTypes are the activation dtypes (of x and y) each layer runs with:
 	// f32, f16 or bf16.
 	DTypes []string `mapstructure:"dtypes" json:"dtypes"`
+	// Shards are the numbers of devices each matrix product case is
+	// split over (layers.ParallelLinear): 1 runs it on the backend's
+	// device, n > 1 on the backend's devices 0 to n-1 through a
+	// collective.
+	Shards []int `mapstructure:"shards" json:"shards"`
+	// Split is how the cases of more than one shard cut the layer:
+	// "column", "row" or "both" (a case of each).
+	Split string `mapstructure:"split" json:"split"`
 	// Backends are engine backend names, or "auto".
 	Backends []string `mapstructure:"backends" json:"backends"`
 	// Kernels are catalog kernel names, "plan" for the kernel the plan
@@ -140,6 +151,8 @@ type Output struct {
 var defaults = map[string]any{
 	"seq_lens":           []int{1},
 	"dtypes":             []string{"f32"},
+	"shards":             []int{1},
+	"split":              SplitBoth,
 	"backends":           []string{"auto"},
 	"kernels":            []string{KernelsPlan},
 	"top_k":              2,
@@ -156,6 +169,20 @@ var defaults = map[string]any{
 	"output.dir":         "",
 	"output.formats":     []string{"json", "csv", "markdown", "svg"},
 	"output.chart":       "gbps",
+}
+
+// SplitBoth runs the cases of more than one shard both column- and
+// row-parallel.
+const SplitBoth = "both"
+
+// splits returns the splits the config's cases of more than one shard
+// run with.
+func (c *Config) splits() []layers.Split {
+	if c.Split == SplitBoth {
+		return []layers.Split{layers.ColumnParallel, layers.RowParallel}
+	}
+	s, _ := layers.ParseSplit(c.Split)
+	return []layers.Split{s}
 }
 
 // Kernel list entries with a special meaning.

@@ -5,7 +5,8 @@
 //
 // A case is one layer (of a model, or synthetic: random weights quantized
 // with quant.Quantize) at one sequence length M, on one backend, with one
-// kernel. Each case runs warm-up passes, then timed passes (Encode and
+// kernel; a matrix product also on one number of shards, split over that
+// many devices of the backend (layers.ParallelLinear). Each case runs warm-up passes, then timed passes (Encode and
 // Commit, x on the device), and its y is compared with quant.Reference on
 // the same x: ‖y − ref‖ / ‖ref‖ must not exceed the tolerance of the
 // kernel's precision, and NaN never passes.

@@ -7,6 +7,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/mlxq/mlxq/cpu"
+	"github.com/mlxq/mlxq/engine"
 	"github.com/mlxq/mlxq/quant"
 )
 
@@ -55,4 +57,20 @@ func TestNiceStep(t *testing.T) {
 	for v, want := range map[float64]float64{0: 1, 0.03: 0.05, 1: 1, 1.2: 2, 3: 5, 7: 10, 420: 500} {
 		assert.InDelta(t, want, niceStep(v), 1e-12, "%v", v)
 	}
+}
+
+// A backend whose devices 0 to n-1 do not open leaves out the cases of n
+// shards, with a note that says why.
+func TestShardsUnavailable(t *testing.T) {
+	drv, err := cpu.Open()
+	require.NoError(t, err)
+	dev := engine.NewDevice("cuda", drv)
+	defer dev.Close()
+	b := &Batch{cfg: &Config{Shards: []int{1, 2}, Split: SplitBoth}, groups: []map[int]*engine.Collective{nil}}
+	b.groups[0] = b.openGroups(dev)
+	assert.Empty(t, b.groups[0])
+	assert.Equal(t, []sharding{{n: 1}}, b.shardings(0))
+	require.Len(t, b.Notes(), 1)
+	assert.Contains(t, b.Notes()[0], `cuda: the cases of 2 shards are left out: unknown backend "cuda"`)
+	assert.NotContains(t, b.Notes()[0], "\n")
 }

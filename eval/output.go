@@ -74,6 +74,8 @@ var csvColumns = []struct {
 	{"k", func(c *Case) string { return strconv.Itoa(c.K) }},
 	{"top_k", func(c *Case) string { return strconv.Itoa(c.TopK) }},
 	{"experts", func(c *Case) string { return strconv.Itoa(c.Experts) }},
+	{"shards", func(c *Case) string { return strconv.Itoa(c.Shards) }},
+	{"split", func(c *Case) string { return c.Split }},
 	{"dtype", func(c *Case) string { return c.DType }},
 	{"backend", func(c *Case) string { return c.Backend }},
 	{"device", func(c *Case) string { return c.Device }},

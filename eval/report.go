@@ -30,6 +30,9 @@ type Report struct {
 	// combinations "kernels: all" left out (Batch.Skipped).
 	Total   int `json:"total"`
 	Skipped int `json:"skipped"`
+	// Notes say which numbers of shards of the config did not run, and
+	// why (too few devices of a backend, no collectives on it).
+	Notes []string `json:"notes,omitempty"`
 	// Passed and Failed count the cases that ran.
 	Passed int `json:"passed"`
 	Failed int `json:"failed"`
@@ -72,7 +75,12 @@ type Case struct {
 	K       int `json:"k"`
 	TopK    int `json:"top_k,omitempty"`
 	Experts int `json:"experts,omitempty"`
-	// Backend and Device name the device; Kernel the kernel that ran.
+	// Shards is the number of devices the layer is split over (1: not
+	// split), and Split how: column or row (empty for one shard).
+	Shards int    `json:"shards"`
+	Split  string `json:"split,omitempty"`
+	// Backend and Device name the device (of a split layer, the backend's
+	// and its first device); Kernel the kernel that ran, on every shard.
 	Backend string `json:"backend"`
 	Device  string `json:"device"`
 	Kernel  string `json:"kernel"`

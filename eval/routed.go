@@ -47,7 +47,7 @@ func (r *runner) embedCases(t *target, di int, dev *engine.Device, ch choice, dt
 		if r.ctx.Err() != nil {
 			return false
 		}
-		c := r.startCase(t, di, dev, ch, m, dt)
+		c := r.startCase(t, di, dev, ch, m, dt, sharding{n: 1})
 		if err != nil {
 			c.Error = err.Error()
 			r.report.Cases = append(r.report.Cases, c)
@@ -90,7 +90,7 @@ func (r *runner) gatherCases(t *target, di int, dev *engine.Device, ch choice, d
 		if r.ctx.Err() != nil {
 			return false
 		}
-		c := r.startCase(t, di, dev, ch, m, dt)
+		c := r.startCase(t, di, dev, ch, m, dt, sharding{n: 1})
 		if err != nil {
 			c.Error = err.Error()
 			r.report.Cases = append(r.report.Cases, c)

@@ -31,7 +31,7 @@ func (b *Batch) Run(ctx context.Context, progress Progress) *Report {
 	start := time.Now()
 	r := &Report{
 		Name: b.cfg.Name, Config: b.cfg, Started: start, GoVersion: runtime.Version(), OS: runtime.GOOS, Arch: runtime.GOARCH,
-		Total: b.cases, Skipped: b.skipped,
+		Total: b.cases, Skipped: b.skipped, Notes: b.Notes(),
 	}
 	for _, dev := range b.devices {
 		d := Device{Backend: dev.Backend(), Name: dev.Name()}
@@ -99,7 +99,11 @@ func (r *runner) target(t *target) bool {
 				case engine.OpGather:
 					ok = r.gatherCases(t, di, dev, ch, dt, maxSeqLen)
 				default:
-					ok = r.layerCases(t, di, dev, ch, dt, mat, bias, matErr, refs, maxSeqLen)
+					for _, s := range r.b.shardings(di) {
+						if ok = r.layerCases(t, di, dev, ch, dt, s, mat, bias, matErr, refs, maxSeqLen); !ok {
+							break
+						}
+					}
 				}
 				if !ok {
 					return false
@@ -110,40 +114,102 @@ func (r *runner) target(t *target) bool {
 	return true
 }
 
-// layerCases runs the cases of one layer built on one device with one
-// kernel choice and activation dtype, one per M, and reports false if
-// interrupted.
-func (r *runner) layerCases(t *target, di int, dev *engine.Device, ch choice, dt quant.DType, mat *quant.Matrix, bias []float32,
+// layerCases runs the cases of one layer built with one kernel choice,
+// activation dtype and sharding (on device di, or split over the devices
+// of its backend), one per M, and reports false if interrupted.
+func (r *runner) layerCases(t *target, di int, dev *engine.Device, ch choice, dt quant.DType, s sharding, mat *quant.Matrix, bias []float32,
 	err error, refs map[refKey]refRows, maxSeqLen int) bool {
 	cfg := r.b.cfg
-	var l *layers.QuantLinear
+	var l linear
 	if err == nil {
 		opts := []layers.Option{layers.WithDType(dt)}
 		if !ch.plan {
 			opts = append(opts, layers.WithKernel(ch.kernel))
 		}
-		l, err = layers.New(dev, t.name, mat, bias, maxSeqLen, opts...)
+		l, err = r.b.newLinear(di, dev, s, t.name, mat, bias, maxSeqLen, opts)
 	}
-	defer closeLayer(l)
+	if l != nil {
+		defer l.Close()
+	}
 	for _, m := range cfg.SeqLens {
 		if r.ctx.Err() != nil {
 			return false
 		}
-		c := r.startCase(t, di, dev, ch, m, dt)
+		c := r.startCase(t, di, dev, ch, m, dt, s)
+		if err == nil && s.n > 1 {
+			err = c.sharded(l.(sharded).ParallelLinear, ch, cfg)
+		}
 		if err != nil {
 			c.Error = err.Error()
 		} else {
-			r.run(&c, t, l, mat, bias, refs)
+			r.run(&c, t, l, dt, mat, bias, refs)
 		}
 		r.report.Cases = append(r.report.Cases, c)
 	}
 	return true
 }
 
-func closeLayer(l *layers.QuantLinear) {
-	if l != nil {
-		l.Close()
+// linear is the layer of a matrix product case: on one device or split
+// over several.
+type linear interface {
+	// measure times the layer as Measure does and returns y of m rows.
+	measure(x []float32, m, warmup, repeat int) ([]float32, Timing, error)
+	Bytes() int
+	Close()
+}
+
+// single is a layer on one device.
+type single struct{ *layers.QuantLinear }
+
+func (l single) measure(x []float32, m, warmup, repeat int) ([]float32, Timing, error) {
+	return Measure(l.QuantLinear, x, m, warmup, repeat)
+}
+
+// sharded is a layer split over several devices.
+type sharded struct{ *layers.ParallelLinear }
+
+func (p sharded) measure(x []float32, m, warmup, repeat int) ([]float32, Timing, error) {
+	return MeasureParallel(p.ParallelLinear, x, m, warmup, repeat)
+}
+
+// newLinear builds the layer of a matrix product case: on dev, the
+// batch's device di, or split over the devices of its collective of s.n
+// shards.
+func (b *Batch) newLinear(di int, dev *engine.Device, s sharding, name string, mat *quant.Matrix, bias []float32,
+	maxSeqLen int, opts []layers.Option) (linear, error) {
+	if s.n == 1 {
+		l, err := layers.New(dev, name, mat, bias, maxSeqLen, opts...)
+		if err != nil {
+			return nil, err
+		}
+		return single{l}, nil
 	}
+	p, err := layers.NewParallel(b.groups[di][s.n], name, mat, bias, s.split, maxSeqLen, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return sharded{p}, nil
+}
+
+// sharded describes a case of layer p split over several devices: the
+// kernel its shards run (the plan's for a shard's shape, when the case
+// runs the plan) and the precision that sets its tolerance.
+func (c *Case) sharded(p *layers.ParallelLinear, ch choice, cfg *Config) error {
+	plan, err := p.Plan(c.M)
+	if err != nil {
+		return err
+	}
+	prec, err := p.Precision(c.M)
+	if err != nil {
+		return err
+	}
+	if ch.plan {
+		c.Kernel = plan.Kernel.String()
+	}
+	c.Planned = plan.Kernel.String() == c.Kernel
+	c.Precision = prec.String()
+	c.Tolerance = cfg.Tolerance.For(prec)
+	return nil
 }
 
 // matrix returns the layer's quantized matrix and Linear bias: a view of
@@ -155,10 +221,17 @@ func (t *target) matrix(seed uint64) (*quant.Matrix, []float32, error) {
 	return t.layer.Matrix(0), t.layer.BiasValues(0), nil
 }
 
-// startCase describes a case before it runs and reports its start.
-func (r *runner) startCase(t *target, di int, dev *engine.Device, ch choice, m int, dt quant.DType) Case {
+// startCase describes a case before it runs and reports its start. s is
+// the case's sharding: of one shard for lookups and gathered products.
+func (r *runner) startCase(t *target, di int, dev *engine.Device, ch choice, m int, dt quant.DType, s sharding) Case {
 	c := t.newCase(r.report.Devices[di], dev, ch, m, dt, r.b.cfg)
-	r.progress(len(r.report.Cases), r.b.cases, fmt.Sprintf("%s M=%d %s %s %s", t.name, m, c.DType, dev.Backend(), c.Kernel))
+	c.Shards = s.n
+	name := fmt.Sprintf("%s M=%d %s %s %s", t.name, m, c.DType, dev.Backend(), c.Kernel)
+	if s.n > 1 {
+		c.Split = s.split.String()
+		name += fmt.Sprintf(" %d shards %s", s.n, c.Split)
+	}
+	r.progress(len(r.report.Cases), r.b.cases, name)
 	return c
 }
 
@@ -191,13 +264,13 @@ func (t *target) newCase(d Device, dev *engine.Device, ch choice, m int, dt quan
 
 // run times case c on layer l and checks it against the reference,
 // computed once per M for all the layer's cases.
-func (r *runner) run(c *Case, t *target, l *layers.QuantLinear, mat *quant.Matrix, bias []float32, refs map[refKey]refRows) {
+func (r *runner) run(c *Case, t *target, l linear, dt quant.DType, mat *quant.Matrix, bias []float32, refs map[refKey]refRows) {
 	cfg := r.b.cfg
 	x := inputRows(cfg.Input.Distribution, cfg.Input.Seed, t.model+"\x00"+t.name, c.M, t.in, allRows(c.M))
 	for i, v := range x {
-		x[i] = l.DType.Round(v)
+		x[i] = dt.Round(v)
 	}
-	y, tm, err := Measure(l, x, c.M, cfg.Warmup, cfg.Repeat)
+	y, tm, err := l.measure(x, c.M, cfg.Warmup, cfg.Repeat)
 	if err != nil {
 		c.Error = err.Error()
 		return

@@ -102,7 +102,7 @@ func TestRun(t *testing.T) {
 	assert.Equal(t, want, got)
 	c := r.Cases[12]
 	assert.Equal(t, eval.Case{Model: "synthetic", Layer: "wide", Kind: "linear", Mode: "affine", Bits: 3, GroupSize: 32, ScaleDType: "F16", M: 1, N: 24, K: 128,
-		DType: "f32", Backend: "cpu", Device: r.Devices[0].Name, Kernel: "qmv", Planned: true, Precision: "float32", Warmup: 1, Repeat: 2, Bytes: c.Bytes,
+		DType: "f32", Shards: 1, Backend: "cpu", Device: r.Devices[0].Name, Kernel: "qmv", Planned: true, Precision: "float32", Warmup: 1, Repeat: 2, Bytes: c.Bytes,
 		MedianUS: c.MedianUS, MinUS: c.MinUS, MaxUS: c.MaxUS, GBps: c.GBps, GFLOPs: c.GFLOPs, RelErr: c.RelErr, CheckedRows: 1,
 		Tolerance: 1e-5, Pass: true}, c)
 	assert.Equal(t, 24*128*3/8+2*24*4*2, c.Bytes)

@@ -12,7 +12,7 @@ import (
 )
 
 // tableHeader heads the summary and Markdown tables.
-var tableHeader = []string{"MODEL", "LAYER", "N×K", "FORMAT", "M", "DTYPE", "BACKEND", "KERNEL", "µs", "GB/s", "COPY", "GFLOP/s", "REL ERR", "TOL", "RESULT"}
+var tableHeader = []string{"MODEL", "LAYER", "N×K", "FORMAT", "M", "DTYPE", "SHARDS", "SPLIT", "BACKEND", "KERNEL", "µs", "GB/s", "COPY", "GFLOP/s", "REL ERR", "TOL", "RESULT"}
 
 // row formats the case for the summary and Markdown tables.
 func (c Case) row() []string {
@@ -28,7 +28,11 @@ func (c Case) row() []string {
 	if c.CopyFraction > 0 {
 		copyPct = fmt.Sprintf("%.0f%%", 100*c.CopyFraction)
 	}
-	row := []string{c.Model, c.Layer, fmt.Sprintf("%d×%d", c.N, c.K), format, strconv.Itoa(c.M), c.DType, c.Backend, kernel}
+	split := c.Split
+	if split == "" {
+		split = "-"
+	}
+	row := []string{c.Model, c.Layer, fmt.Sprintf("%d×%d", c.N, c.K), format, strconv.Itoa(c.M), c.DType, strconv.Itoa(c.Shards), split, c.Backend, kernel}
 	if c.Error != "" {
 		return append(row, "-", "-", "-", "-", "-", fmt.Sprintf("%.0e", c.Tolerance), "ERROR")
 	}
@@ -59,6 +63,9 @@ func (r *Report) WriteSummary(w io.Writer) error {
 		return err
 	}
 	fmt.Fprintf(w, "\n%s\n", r.totals())
+	for _, n := range r.Notes {
+		fmt.Fprintf(w, "%s\n", n)
+	}
 	for _, d := range r.Devices {
 		fmt.Fprintf(w, "%s\n", d.describe())
 	}
@@ -108,6 +115,9 @@ func (r *Report) markdown() []byte {
 	fmt.Fprintf(w, "# eval: %s\n\n", r.Name)
 	fmt.Fprintf(w, "Config `%s`, run %s with %s on %s/%s.\n\n", r.Config.File, r.Started.Format("2006-01-02 15:04 MST"), r.GoVersion, r.OS, r.Arch)
 	fmt.Fprintf(w, "%s.\n\n", r.totals())
+	for _, n := range r.Notes {
+		fmt.Fprintf(w, "- %s\n", n)
+	}
 	for _, d := range r.Devices {
 		fmt.Fprintf(w, "- %s\n", d.describe())
 	}

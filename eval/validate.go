@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/mlxq/mlxq/engine"
+	"github.com/mlxq/mlxq/layers"
 	"github.com/mlxq/mlxq/quant"
 )
 
@@ -96,6 +97,20 @@ func (c *Config) Validate() error {
 		if _, err := engine.ParseActDType(d); err != nil {
 			bad(fmt.Sprintf("dtypes[%d]", i), "unknown activation dtype %q, want f32, f16 or bf16", d)
 		}
+	}
+	if len(c.Shards) == 0 {
+		bad("shards", "empty, want at least one number of shards")
+	}
+	for i, n := range c.Shards {
+		switch {
+		case n < 1:
+			bad(fmt.Sprintf("shards[%d]", i), "%d, want at least 1", n)
+		case slices.Contains(c.Shards[:i], n):
+			bad(fmt.Sprintf("shards[%d]", i), "%d is listed twice", n)
+		}
+	}
+	if _, err := layers.ParseSplit(c.Split); err != nil && c.Split != SplitBoth {
+		bad("split", "unknown split %q, want column, row or %s", c.Split, SplitBoth)
 	}
 	if len(c.Backends) == 0 {
 		bad("backends", "empty, want at least one backend")

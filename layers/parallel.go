@@ -55,6 +55,9 @@ func NewParallel(c *engine.Collective, name string, m *quant.Matrix, bias []floa
 		return nil, fmt.Errorf("layer %s: bias of %d values, want %d", name, len(bias), m.Rows)
 	}
 	n := c.Size()
+	if err := CheckSplit(name, m.Format, m.Rows, m.Cols, split, n); err != nil {
+		return nil, err
+	}
 	parts, err := splitMatrix(name, m, split, n)
 	if err != nil {
 		return nil, err
@@ -79,6 +82,31 @@ func NewParallel(c *engine.Collective, name string, m *quant.Matrix, bias []floa
 	}
 	p.DType = p.shards[0].DType
 	return p, nil
+}
+
+// CheckSplit returns the error NewParallel gives a layer named name, of
+// format f with out output and in input features, that does not split
+// into shards equal shards along split, and nil if it does.
+func CheckSplit(name string, f quant.Format, out, in int, split Split, shards int) error {
+	switch {
+	case shards < 1:
+		return fmt.Errorf("layer %s: %w: %d shards", name, ErrSplit, shards)
+	case split == ColumnParallel:
+		if out%shards != 0 {
+			return fmt.Errorf("layer %s: %w: %d output features do not divide into %d equal shards", name, ErrSplit, out, shards)
+		}
+	case split == RowParallel:
+		if groups := in / f.GroupSize; groups%shards != 0 {
+			return fmt.Errorf("layer %s: %w: %d input features are %d groups of %d, which do not divide into %d shards of whole groups",
+				name, ErrSplit, in, groups, f.GroupSize, shards)
+		}
+		if cols := in / shards; cols*f.Bits%32 != 0 {
+			return fmt.Errorf("layer %s: %w: shards of %d %d-bit codes do not end on a 32-bit word", name, ErrSplit, cols, f.Bits)
+		}
+	default:
+		return fmt.Errorf("layer %s: %w: %v", name, ErrSplit, split)
+	}
+	return nil
 }
 
 // shardBias returns the part of the Linear bias shard r of n adds.

@@ -28,6 +28,8 @@ var evalOverrides = []struct{ flag, key, usage string }{
 	{"backends", "backends", "comma-separated backends (auto, cpu, ...)"},
 	{"seq-lens", "seq_lens", "comma-separated sequence lengths M"},
 	{"dtypes", "dtypes", "comma-separated activation dtypes: f32, f16, bf16"},
+	{"shards", "shards", "comma-separated numbers of devices each matrix product is split over (1: one device)"},
+	{"split", "split", "how the cases of several shards split a layer: column, row or both"},
 	{"kernels", "kernels", "comma-separated kernels: plan, all, or catalog names"},
 	{"top-k", "top_k", "experts per row of x of the gathered cases (stacked experts)"},
 	{"warmup", "warmup", "untimed runs per case"},

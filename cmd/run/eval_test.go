@@ -43,10 +43,22 @@ func TestEvalPass(t *testing.T) {
 	require.Equal(t, 0, status, errOut)
 	assert.Empty(t, errOut, "no progress bar when stderr is not a terminal")
 	assert.Contains(t, out, "2 cases: 2 passed, 0 failed")
-	assert.Regexp(t, `model.layers.0.self_attn.k_proj\s+64×256\s+affine4 g32 BF16\s+3\s+f32\s+cpu\s+qmv \(plan\)`, out)
+	assert.Regexp(t, `model.layers.0.self_attn.k_proj\s+64×256\s+affine4 g32 BF16\s+3\s+f32\s+1\s+-\s+cpu\s+qmv \(plan\)`, out)
 	assert.Contains(t, out, "reports: "+filepath.Join(filepath.Dir(config), "out", "report.json"))
 	r := readReport(t, config)
 	assert.Len(t, r.Cases, 2)
+}
+
+// --shards and --split split the matrix products over CPU devices.
+func TestEvalShards(t *testing.T) {
+	config := evalConfig(t, quickConfig)
+	status, out, errOut := runCLI("eval", "--config", config, "--shards", "1,2", "--split", "row")
+	require.Equal(t, 0, status, errOut)
+	assert.Contains(t, out, "4 cases: 4 passed, 0 failed")
+	assert.Regexp(t, `64×256\s+affine4 g32 BF16\s+3\s+f32\s+2\s+row\s+cpu\s+qmv \(plan\)`, out)
+	r := readReport(t, config)
+	require.Len(t, r.Cases, 4)
+	assert.Equal(t, [2]any{2, "row"}, [2]any{r.Cases[3].Shards, r.Cases[3].Split})
 }
 
 func TestEvalFailingCase(t *testing.T) {
@@ -148,5 +160,5 @@ func TestConfigs(t *testing.T) {
 	}
 	status, out, errOut := runCLI("eval", "--config", "../../configs/smoke.yaml", "--repeat", "1", "--output-dir", t.TempDir())
 	require.Equal(t, 0, status, errOut)
-	assert.Contains(t, out, "24 cases: 24 passed, 0 failed")
+	assert.Contains(t, out, "108 cases: 108 passed, 0 failed")
 }
