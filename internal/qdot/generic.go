@@ -322,6 +322,16 @@ func dotBlock(d decoder, dst []float32, ldd int, codes []byte, c int, s, b, x, x
 			}
 		}
 	}
+	finishBlock(dst, ldd, &t, c, s, b, xsum, rows)
+}
+
+// blockDot is dotBlock or another path's equivalent.
+type blockDot func(d decoder, dst []float32, ldd int, codes []byte, c int, s, b, x, xsum []float32, rows, gs int)
+
+// finishBlock adds the bias term to the four running sums t of each row and
+// writes the results of dotBlock.
+func finishBlock(dst []float32, ldd int, t *[blockRows][4]float32, c int, s, b, xsum []float32, rows int) {
+	ng := len(s)
 	cf := float32(c)
 	for r := range rows {
 		var bias float32

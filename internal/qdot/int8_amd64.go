@@ -24,6 +24,10 @@ func int8KernelsFor(k implKind, c Codes) *int8Tiles {
 	return int8AVX2[c.bits]
 }
 
+// int8DotsFor returns the group sums of the portable path, the only one
+// here without tiles.
+func int8DotsFor(implKind) int8Dots { return int8DotsGo }
+
 // The orders in which the AVX2 tiles decode a step of 32 codes: 4-bit
 // codes even then odd (low, then high nibbles), 2-bit codes by their place
 // in the byte; the wider codes in order, as int16 values, with the codes'

@@ -20,26 +20,44 @@ func matInt8Generic(y []float32, ldy int, w []byte, bits int, s, b []float32, a 
 	p := rowScratch.Get().(*[]uint8)
 	*p = grow(*p, k)
 	q := *p
+	tp := dotScratch.Get().(*[]int32)
+	if cap(*tp) < ng {
+		*tp = make([]int32, ng)
+	}
+	dots, sums := (*tp)[:ng], int8DotsFor(a.impl)
 	for j := range n {
 		quant.Unpack(q, w[j*rb:(j+1)*rb], bits)
 		sj, bj := s[j*ng:(j+1)*ng], b[j*ng:(j+1)*ng]
 		for i := range a.m {
-			xq := a.q[i*a.ld : (i+1)*a.ld]
+			sums(dots, q, a.q[i*a.ld:(i+1)*a.ld], gs, a.layout.wide)
 			d, sum, rest := a.d[i*ng:(i+1)*ng], a.sum[i*ng:(i+1)*ng], a.rest[i*ng:(i+1)*ng]
 			var acc float32
-			for g := range ng {
-				var t int32
-				if a.layout.wide {
-					t = dotInt16(q[g*gs:(g+1)*gs], xq[2*g*gs:2*(g+1)*gs])
-				} else {
-					t = dotInt8(q[g*gs:(g+1)*gs], xq[g*gs:(g+1)*gs])
-				}
+			for g, t := range dots {
 				acc += sj[g]*d[g]*float32(t) + bj[g]*sum[g] + sj[g]*rest[g]
 			}
 			y[i*ldy+j] = acc
 		}
 	}
+	dotScratch.Put(tp)
 	rowScratch.Put(p)
+}
+
+// dotScratch holds the integer group sums of one pair of rows.
+var dotScratch = sync.Pool{New: func() any { return new([]int32) }}
+
+// int8Dots writes into dots[g] the integer sum of group g of gs codes q
+// (one per byte) with the quantized activations xq, int16 if wide.
+type int8Dots func(dots []int32, q, xq []uint8, gs int, wide bool)
+
+// int8DotsGo is the portable int8Dots.
+func int8DotsGo(dots []int32, q, xq []uint8, gs int, wide bool) {
+	for g := range dots {
+		if wide {
+			dots[g] = dotInt16(q[g*gs:(g+1)*gs], xq[2*g*gs:2*(g+1)*gs])
+		} else {
+			dots[g] = dotInt8(q[g*gs:(g+1)*gs], xq[g*gs:(g+1)*gs])
+		}
+	}
 }
 
 // dotInt8 returns Σ q[i]·int8(x[i]), exactly.

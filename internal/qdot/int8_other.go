@@ -1,4 +1,4 @@
-//go:build !amd64 || purego
+//go:build (!amd64 && !arm64) || purego
 
 package qdot
 
@@ -9,3 +9,6 @@ func int8Layout(_ implKind, c Codes) actLayout {
 
 // int8KernelsFor: only the portable path exists here.
 func int8KernelsFor(implKind, Codes) *int8Tiles { return nil }
+
+// int8DotsFor: the portable group sums.
+func int8DotsFor(implKind) int8Dots { return int8DotsGo }

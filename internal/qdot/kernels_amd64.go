@@ -100,3 +100,7 @@ func dot1(k implKind, u8 bool, w *byte, s, b, x, xsum *float32, ng, cpg, c, kk i
 	}
 	return y
 }
+
+// blockFor returns the block dot product of path k, which the assembly
+// paths use only where kernelsFor has no tiles.
+func blockFor(implKind) blockDot { return dotBlock }

@@ -1,4 +1,4 @@
-//go:build !amd64 || purego
+//go:build (!amd64 && !arm64) || purego
 
 package qdot
 
@@ -12,3 +12,6 @@ func kernelsFor(implKind) *kernelSet { return nil }
 func dot1(k implKind, u8 bool, w *byte, s, b, x, xsum *float32, ng, cpg, c, kk int) float32 {
 	panic("qdot: no assembly for " + k.String())
 }
+
+// blockFor: the portable block dot product.
+func blockFor(implKind) blockDot { return dotBlock }

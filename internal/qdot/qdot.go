@@ -45,7 +45,8 @@
 // MatVec and MatMat, and for affine codes of width bits they equal
 // MatU8Bits(bits) on the unpacked codes (and MatQ4 for 4 bits). Different
 // implementations (avx512, avx2, generic) order their operations
-// differently and may differ in the last bits.
+// differently and may differ in the last bits; neon performs the portable
+// path's operations in its order, so on arm64 the two agree bit for bit.
 package qdot
 
 import (
@@ -60,6 +61,7 @@ const (
 	implGeneric implKind = iota // portable Go
 	implAVX2                    // amd64 AVX2 + FMA assembly
 	implAVX512                  // amd64 AVX-512 (F, BW, VL, VBMI) assembly
+	implNEON                    // arm64 NEON assembly
 )
 
 func (k implKind) String() string {
@@ -68,6 +70,8 @@ func (k implKind) String() string {
 		return "avx512"
 	case implAVX2:
 		return "avx2"
+	case implNEON:
+		return "neon"
 	}
 	return "generic"
 }
@@ -76,7 +80,7 @@ func (k implKind) String() string {
 // start-up. Tests lower it to exercise the other paths.
 var impl = detectImpl()
 
-// Impl names the code path in use: "avx512", "avx2" or "generic".
+// Impl names the code path in use: "avx512", "avx2", "neon" or "generic".
 func Impl() string { return impl.String() }
 
 // kernel is one assembly tile (see kernels_amd64.go); kernelF the same on
@@ -224,11 +228,11 @@ func (c Codes) format(gs int) format {
 func DotQ4(w []byte, s, b, x, xsum []float32, gs int) float32 {
 	k := 2 * len(w)
 	ng := checkRow(k, len(s), len(b), len(x), len(xsum), gs)
-	if impl != implGeneric {
+	if kernelsFor(impl) != nil {
 		return dot1(impl, false, &w[0], &s[0], &b[0], &x[0], &xsum[0], ng, gs/32, center4, k)
 	}
 	var y [1]float32
-	dotBlock(decodeQ4, y[:], 1, w, center4, s, b, x, xsum, 1, gs)
+	blockFor(impl)(decodeQ4, y[:], 1, w, center4, s, b, x, xsum, 1, gs)
 	return y[0]
 }
 
@@ -240,11 +244,11 @@ func DotU8(q []uint8, s, b, x, xsum []float32, gs int) float32 {
 	k := len(q)
 	ng := checkRow(k, len(s), len(b), len(x), len(xsum), gs)
 	const c = center4
-	if impl != implGeneric {
+	if kernelsFor(impl) != nil {
 		return dot1(impl, true, &q[0], &s[0], &b[0], &x[0], &xsum[0], ng, gs/32, c, k)
 	}
 	var y [1]float32
-	dotBlock(decodeU8, y[:], 1, q, c, s, b, x, xsum, 1, gs)
+	blockFor(impl)(decodeU8, y[:], 1, q, c, s, b, x, xsum, 1, gs)
 	return y[0]
 }
 
@@ -377,10 +381,11 @@ func matmul(f format, mm bool, y []float32, ldy int, codes []byte, c int, s, b, 
 	rowBytes := f.dec.bytes(k)
 	ks := kernelsFor(impl)
 	if ks == nil {
+		blk := blockFor(impl)
 		for j := range n {
 			for i := 0; i < m; i += blockRows {
 				r := min(blockRows, m-i)
-				dotBlock(f.dec, y[i*ldy+j:], ldy, codes[j*rowBytes:(j+1)*rowBytes], c,
+				blk(f.dec, y[i*ldy+j:], ldy, codes[j*rowBytes:(j+1)*rowBytes], c,
 					s[j*ng:(j+1)*ng], part(b, j*ng, (j+1)*ng), x[i*k:(i+r)*k], part(xsum, i*ng, (i+r)*ng), r, gs)
 			}
 		}

@@ -12,9 +12,12 @@ import (
 )
 
 // impls lists the paths this machine can run: the detected one and every
-// lesser one down to generic.
+// lesser one of its architecture down to generic.
 func impls() []implKind {
 	best := detectImpl()
+	if best == implNEON {
+		return []implKind{implNEON, implGeneric}
+	}
 	out := []implKind{}
 	for k := best; k >= implGeneric; k-- {
 		out = append(out, k)
@@ -128,7 +131,7 @@ func shapes() []shape {
 }
 
 func TestImpl(t *testing.T) {
-	assert.Contains(t, []string{"avx512", "avx2", "generic"}, Impl())
+	assert.Contains(t, []string{"avx512", "avx2", "neon", "generic"}, Impl())
 	t.Logf("detected path: %s", Impl())
 	withImpl(t, implGeneric, func() { assert.Equal(t, "generic", Impl()) })
 }

@@ -11,7 +11,7 @@ import (
 // 2·len(dst) bytes) into dst as float32, exactly.
 func WidenBF16(dst []float32, src []byte) {
 	n := checkWiden(dst, src)
-	if impl != implGeneric {
+	if n > 0 {
 		widenBF16Asm(dst[:n], src)
 	}
 	for i := n; i < len(dst); i++ {
@@ -23,7 +23,7 @@ func WidenBF16(dst []float32, src []byte) {
 // 2·len(dst) bytes) into dst as float32, exactly.
 func WidenF16(dst []float32, src []byte) {
 	n := checkWiden(dst, src)
-	if impl != implGeneric {
+	if n > 0 {
 		widenF16Asm(dst[:n], src)
 	}
 	for i := n; i < len(dst); i++ {
@@ -32,12 +32,12 @@ func WidenF16(dst []float32, src []byte) {
 }
 
 // checkWiden checks the lengths of a widening and returns how many leading
-// values the assembly converts (a multiple of 8; 0 without assembly).
+// values the assembly converts (a multiple of 8; 0 without amd64 assembly).
 func checkWiden(dst []float32, src []byte) int {
 	if len(src) < 2*len(dst) {
 		panic(fmt.Sprintf("qdot: widening %d values from %d bytes", len(dst), len(src)))
 	}
-	if impl == implGeneric {
+	if impl != implAVX2 && impl != implAVX512 {
 		return 0
 	}
 	return len(dst) &^ 7
