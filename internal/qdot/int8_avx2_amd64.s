@@ -4286,3 +4286,4039 @@ sum:
 	VZEROUPPER      
 	RET             
 
+// func i8a2Tile1VNNI(w *byte, s, b *float32, x *byte, d, xs, xr, t *float32, ng, cpg, n, ldx int, out *float32, ldo int)
+TEXT ·i8a2Tile1VNNI(SB), NOSPLIT, $0-112
+	MOVQ            w+0(FP), SI
+	MOVQ            s+8(FP), BX
+	MOVQ            b+16(FP), R8
+	MOVQ            out+96(FP), R9
+	MOVQ            ng+64(FP), R10
+	SHLQ            $2, R10
+	LEAQ            (R10)(R10*2), R11
+	VMOVDQU         i8m2<>(SB), Y11
+	VMOVDQU         i8sh2<>(SB), Y12
+row:
+	VXORPS          Y0, Y0, Y0
+	VXORPS          Y1, Y1, Y1
+	VXORPS          Y2, Y2, Y2
+	VXORPS          Y3, Y3, Y3
+	MOVQ            d+32(FP), DX
+	MOVQ            xs+40(FP), AX
+	MOVQ            xr+48(FP), DI
+	MOVQ            t+56(FP), R12
+	MOVQ            ng+64(FP), CX
+	SHRQ            $3, CX
+	JZ              tail
+pro8:
+	VMOVUPS         (BX), Y10
+	VMOVUPS         (R8), Y9
+	VMULPS          (DX), Y10, Y4
+	VMOVUPS         Y4, (R12)
+	VFMADD231PS     (AX), Y9, Y0
+	VFMADD231PS     (DI), Y10, Y0
+	ADDQ            $32, BX
+	ADDQ            $32, R8
+	ADDQ            $32, DX
+	ADDQ            $32, AX
+	ADDQ            $32, DI
+	ADDQ            $32, R12
+	DECQ            CX
+	JNZ             pro8
+tail:
+	MOVQ            ng+64(FP), CX
+	ANDQ            $7, CX
+	JZ              groups
+	SHLQ            $2, CX
+	NEGQ            CX
+	LEAQ            i8tail<>(SB), R13
+	VMOVDQU         32(R13)(CX*1), Y15
+	VMASKMOVPS      (BX), Y15, Y10
+	VMASKMOVPS      (R8), Y15, Y9
+	SUBQ            CX, BX
+	SUBQ            CX, R8
+	VMASKMOVPS      (DX), Y15, Y4
+	VMULPS          Y4, Y10, Y4
+	VMASKMOVPS      Y4, Y15, (R12)
+	VMASKMOVPS      (AX), Y15, Y4
+	VFMADD231PS     Y4, Y9, Y0
+	VMASKMOVPS      (DI), Y15, Y4
+	VFMADD231PS     Y4, Y10, Y0
+groups:
+	MOVQ            x+24(FP), DI
+	MOVQ            t+56(FP), DX
+	MOVQ            ldx+88(FP), R12
+	LEAQ            (R12)(R12*2), R13
+	MOVQ            ng+64(FP), CX
+	SHRQ            $2, CX
+	JZ              rest
+group4:
+	VPXOR           Y4, Y4, Y4
+	MOVQ            cpg+72(FP), AX
+step0:
+	VPBROADCASTQ    (SI), Y8
+	VPSRLVQ         Y12, Y8, Y8
+	VPAND           Y11, Y8, Y8
+	VPDPBUSD        (DI), Y8, Y4
+	ADDQ            $32, DI
+	ADDQ            $8, SI
+	DECQ            AX
+	JNZ             step0
+	VCVTDQ2PS       Y4, Y4
+	VBROADCASTSS    (DX), Y10
+	VFMADD231PS     Y10, Y4, Y0
+	ADDQ            $4, DX
+	VPXOR           Y5, Y5, Y5
+	MOVQ            cpg+72(FP), AX
+step1:
+	VPBROADCASTQ    (SI), Y8
+	VPSRLVQ         Y12, Y8, Y8
+	VPAND           Y11, Y8, Y8
+	VPDPBUSD        (DI), Y8, Y5
+	ADDQ            $32, DI
+	ADDQ            $8, SI
+	DECQ            AX
+	JNZ             step1
+	VCVTDQ2PS       Y5, Y5
+	VBROADCASTSS    (DX), Y10
+	VFMADD231PS     Y10, Y5, Y1
+	ADDQ            $4, DX
+	VPXOR           Y6, Y6, Y6
+	MOVQ            cpg+72(FP), AX
+step2:
+	VPBROADCASTQ    (SI), Y8
+	VPSRLVQ         Y12, Y8, Y8
+	VPAND           Y11, Y8, Y8
+	VPDPBUSD        (DI), Y8, Y6
+	ADDQ            $32, DI
+	ADDQ            $8, SI
+	DECQ            AX
+	JNZ             step2
+	VCVTDQ2PS       Y6, Y6
+	VBROADCASTSS    (DX), Y10
+	VFMADD231PS     Y10, Y6, Y2
+	ADDQ            $4, DX
+	VPXOR           Y7, Y7, Y7
+	MOVQ            cpg+72(FP), AX
+step3:
+	VPBROADCASTQ    (SI), Y8
+	VPSRLVQ         Y12, Y8, Y8
+	VPAND           Y11, Y8, Y8
+	VPDPBUSD        (DI), Y8, Y7
+	ADDQ            $32, DI
+	ADDQ            $8, SI
+	DECQ            AX
+	JNZ             step3
+	VCVTDQ2PS       Y7, Y7
+	VBROADCASTSS    (DX), Y10
+	VFMADD231PS     Y10, Y7, Y3
+	ADDQ            $4, DX
+	DECQ            CX
+	JNZ             group4
+rest:
+	MOVQ            ng+64(FP), CX
+	ANDQ            $3, CX
+	JZ              sum
+group:
+	VPXOR           Y4, Y4, Y4
+	MOVQ            cpg+72(FP), AX
+step:
+	VPBROADCASTQ    (SI), Y8
+	VPSRLVQ         Y12, Y8, Y8
+	VPAND           Y11, Y8, Y8
+	VPDPBUSD        (DI), Y8, Y4
+	ADDQ            $32, DI
+	ADDQ            $8, SI
+	DECQ            AX
+	JNZ             step
+	VCVTDQ2PS       Y4, Y4
+	VBROADCASTSS    (DX), Y10
+	VFMADD231PS     Y10, Y4, Y0
+	ADDQ            $4, DX
+	DECQ            CX
+	JNZ             group
+sum:
+	VADDPS          Y1, Y0, Y0
+	VADDPS          Y3, Y2, Y2
+	VADDPS          Y2, Y0, Y0
+	MOVQ            ldo+104(FP), AX
+	SHLQ            $2, AX
+	LEAQ            (AX)(AX*2), CX
+	VEXTRACTF128    $1, Y0, X9
+	VADDPS          X9, X0, X0
+	VHADDPS         X0, X0, X0
+	VHADDPS         X0, X0, X0
+	VMOVSS          X0, (R9)
+	ADDQ            $4, R9
+	DECQ            n+80(FP)
+	JNZ             row
+	VZEROUPPER      
+	RET             
+
+// func i8a2Tile4VNNI(w *byte, s, b *float32, x *byte, d, xs, xr, t *float32, ng, cpg, n, ldx int, out *float32, ldo int)
+TEXT ·i8a2Tile4VNNI(SB), NOSPLIT, $0-112
+	MOVQ            w+0(FP), SI
+	MOVQ            s+8(FP), BX
+	MOVQ            b+16(FP), R8
+	MOVQ            out+96(FP), R9
+	MOVQ            ng+64(FP), R10
+	SHLQ            $2, R10
+	LEAQ            (R10)(R10*2), R11
+	VMOVDQU         i8m2<>(SB), Y11
+	VMOVDQU         i8sh2<>(SB), Y12
+row:
+	VXORPS          Y0, Y0, Y0
+	VXORPS          Y1, Y1, Y1
+	VXORPS          Y2, Y2, Y2
+	VXORPS          Y3, Y3, Y3
+	MOVQ            d+32(FP), DX
+	MOVQ            xs+40(FP), AX
+	MOVQ            xr+48(FP), DI
+	MOVQ            t+56(FP), R12
+	MOVQ            ng+64(FP), CX
+	SHRQ            $3, CX
+	JZ              tail
+pro8:
+	VMOVUPS         (BX), Y10
+	VMOVUPS         (R8), Y9
+	VMULPS          (DX), Y10, Y4
+	VMOVUPS         Y4, (R12)
+	VFMADD231PS     (AX), Y9, Y0
+	VFMADD231PS     (DI), Y10, Y0
+	VMULPS          (DX)(R10*1), Y10, Y5
+	VMOVUPS         Y5, (R12)(R10*1)
+	VFMADD231PS     (AX)(R10*1), Y9, Y1
+	VFMADD231PS     (DI)(R10*1), Y10, Y1
+	VMULPS          (DX)(R10*2), Y10, Y6
+	VMOVUPS         Y6, (R12)(R10*2)
+	VFMADD231PS     (AX)(R10*2), Y9, Y2
+	VFMADD231PS     (DI)(R10*2), Y10, Y2
+	VMULPS          (DX)(R11*1), Y10, Y7
+	VMOVUPS         Y7, (R12)(R11*1)
+	VFMADD231PS     (AX)(R11*1), Y9, Y3
+	VFMADD231PS     (DI)(R11*1), Y10, Y3
+	ADDQ            $32, BX
+	ADDQ            $32, R8
+	ADDQ            $32, DX
+	ADDQ            $32, AX
+	ADDQ            $32, DI
+	ADDQ            $32, R12
+	DECQ            CX
+	JNZ             pro8
+tail:
+	MOVQ            ng+64(FP), CX
+	ANDQ            $7, CX
+	JZ              groups
+	SHLQ            $2, CX
+	NEGQ            CX
+	LEAQ            i8tail<>(SB), R13
+	VMOVDQU         32(R13)(CX*1), Y15
+	VMASKMOVPS      (BX), Y15, Y10
+	VMASKMOVPS      (R8), Y15, Y9
+	SUBQ            CX, BX
+	SUBQ            CX, R8
+	VMASKMOVPS      (DX), Y15, Y4
+	VMULPS          Y4, Y10, Y4
+	VMASKMOVPS      Y4, Y15, (R12)
+	VMASKMOVPS      (AX), Y15, Y4
+	VFMADD231PS     Y4, Y9, Y0
+	VMASKMOVPS      (DI), Y15, Y4
+	VFMADD231PS     Y4, Y10, Y0
+	VMASKMOVPS      (DX)(R10*1), Y15, Y5
+	VMULPS          Y5, Y10, Y5
+	VMASKMOVPS      Y5, Y15, (R12)(R10*1)
+	VMASKMOVPS      (AX)(R10*1), Y15, Y5
+	VFMADD231PS     Y5, Y9, Y1
+	VMASKMOVPS      (DI)(R10*1), Y15, Y5
+	VFMADD231PS     Y5, Y10, Y1
+	VMASKMOVPS      (DX)(R10*2), Y15, Y6
+	VMULPS          Y6, Y10, Y6
+	VMASKMOVPS      Y6, Y15, (R12)(R10*2)
+	VMASKMOVPS      (AX)(R10*2), Y15, Y6
+	VFMADD231PS     Y6, Y9, Y2
+	VMASKMOVPS      (DI)(R10*2), Y15, Y6
+	VFMADD231PS     Y6, Y10, Y2
+	VMASKMOVPS      (DX)(R11*1), Y15, Y7
+	VMULPS          Y7, Y10, Y7
+	VMASKMOVPS      Y7, Y15, (R12)(R11*1)
+	VMASKMOVPS      (AX)(R11*1), Y15, Y7
+	VFMADD231PS     Y7, Y9, Y3
+	VMASKMOVPS      (DI)(R11*1), Y15, Y7
+	VFMADD231PS     Y7, Y10, Y3
+groups:
+	MOVQ            x+24(FP), DI
+	MOVQ            t+56(FP), DX
+	MOVQ            ldx+88(FP), R12
+	LEAQ            (R12)(R12*2), R13
+	MOVQ            ng+64(FP), CX
+group:
+	VPXOR           Y4, Y4, Y4
+	VPXOR           Y5, Y5, Y5
+	VPXOR           Y6, Y6, Y6
+	VPXOR           Y7, Y7, Y7
+	MOVQ            cpg+72(FP), AX
+step:
+	VPBROADCASTQ    (SI), Y8
+	VPSRLVQ         Y12, Y8, Y8
+	VPAND           Y11, Y8, Y8
+	VPDPBUSD        (DI), Y8, Y4
+	VPDPBUSD        (DI)(R12*1), Y8, Y5
+	VPDPBUSD        (DI)(R12*2), Y8, Y6
+	VPDPBUSD        (DI)(R13*1), Y8, Y7
+	ADDQ            $32, DI
+	ADDQ            $8, SI
+	DECQ            AX
+	JNZ             step
+	VCVTDQ2PS       Y4, Y4
+	VBROADCASTSS    (DX), Y10
+	VFMADD231PS     Y10, Y4, Y0
+	VCVTDQ2PS       Y5, Y5
+	VBROADCASTSS    (DX)(R10*1), Y10
+	VFMADD231PS     Y10, Y5, Y1
+	VCVTDQ2PS       Y6, Y6
+	VBROADCASTSS    (DX)(R10*2), Y10
+	VFMADD231PS     Y10, Y6, Y2
+	VCVTDQ2PS       Y7, Y7
+	VBROADCASTSS    (DX)(R11*1), Y10
+	VFMADD231PS     Y10, Y7, Y3
+	ADDQ            $4, DX
+	DECQ            CX
+	JNZ             group
+sum:
+	MOVQ            ldo+104(FP), AX
+	SHLQ            $2, AX
+	LEAQ            (AX)(AX*2), CX
+	VEXTRACTF128    $1, Y0, X9
+	VADDPS          X9, X0, X0
+	VHADDPS         X0, X0, X0
+	VHADDPS         X0, X0, X0
+	VMOVSS          X0, (R9)
+	VEXTRACTF128    $1, Y1, X9
+	VADDPS          X9, X1, X1
+	VHADDPS         X1, X1, X1
+	VHADDPS         X1, X1, X1
+	VMOVSS          X1, (R9)(AX*1)
+	VEXTRACTF128    $1, Y2, X9
+	VADDPS          X9, X2, X2
+	VHADDPS         X2, X2, X2
+	VHADDPS         X2, X2, X2
+	VMOVSS          X2, (R9)(AX*2)
+	VEXTRACTF128    $1, Y3, X9
+	VADDPS          X9, X3, X3
+	VHADDPS         X3, X3, X3
+	VHADDPS         X3, X3, X3
+	VMOVSS          X3, (R9)(CX*1)
+	ADDQ            $4, R9
+	DECQ            n+80(FP)
+	JNZ             row
+	VZEROUPPER      
+	RET             
+
+// func i8a2Tile1g32VNNI(w *byte, s, b *float32, x *byte, d, xs, xr, t *float32, ng, cpg, n, ldx int, out *float32, ldo int)
+TEXT ·i8a2Tile1g32VNNI(SB), NOSPLIT, $0-112
+	MOVQ            w+0(FP), SI
+	MOVQ            s+8(FP), BX
+	MOVQ            b+16(FP), R8
+	MOVQ            out+96(FP), R9
+	MOVQ            ng+64(FP), R10
+	SHLQ            $2, R10
+	LEAQ            (R10)(R10*2), R11
+	VMOVDQU         i8m2<>(SB), Y11
+	VMOVDQU         i8sh2<>(SB), Y12
+row:
+	VXORPS          Y0, Y0, Y0
+	VXORPS          Y1, Y1, Y1
+	VXORPS          Y2, Y2, Y2
+	VXORPS          Y3, Y3, Y3
+	MOVQ            d+32(FP), DX
+	MOVQ            xs+40(FP), AX
+	MOVQ            xr+48(FP), DI
+	MOVQ            t+56(FP), R12
+	MOVQ            ng+64(FP), CX
+	SHRQ            $3, CX
+	JZ              tail
+pro8:
+	VMOVUPS         (BX), Y10
+	VMOVUPS         (R8), Y9
+	VMULPS          (DX), Y10, Y4
+	VMOVUPS         Y4, (R12)
+	VFMADD231PS     (AX), Y9, Y0
+	VFMADD231PS     (DI), Y10, Y0
+	ADDQ            $32, BX
+	ADDQ            $32, R8
+	ADDQ            $32, DX
+	ADDQ            $32, AX
+	ADDQ            $32, DI
+	ADDQ            $32, R12
+	DECQ            CX
+	JNZ             pro8
+tail:
+	MOVQ            ng+64(FP), CX
+	ANDQ            $7, CX
+	JZ              groups
+	SHLQ            $2, CX
+	NEGQ            CX
+	LEAQ            i8tail<>(SB), R13
+	VMOVDQU         32(R13)(CX*1), Y15
+	VMASKMOVPS      (BX), Y15, Y10
+	VMASKMOVPS      (R8), Y15, Y9
+	SUBQ            CX, BX
+	SUBQ            CX, R8
+	VMASKMOVPS      (DX), Y15, Y4
+	VMULPS          Y4, Y10, Y4
+	VMASKMOVPS      Y4, Y15, (R12)
+	VMASKMOVPS      (AX), Y15, Y4
+	VFMADD231PS     Y4, Y9, Y0
+	VMASKMOVPS      (DI), Y15, Y4
+	VFMADD231PS     Y4, Y10, Y0
+groups:
+	MOVQ            x+24(FP), DI
+	MOVQ            t+56(FP), DX
+	MOVQ            ldx+88(FP), R12
+	LEAQ            (R12)(R12*2), R13
+	MOVQ            ng+64(FP), CX
+	SHRQ            $2, CX
+	JZ              rest
+group4:
+	VPXOR           Y4, Y4, Y4
+	VPBROADCASTQ    (SI), Y8
+	VPSRLVQ         Y12, Y8, Y8
+	VPAND           Y11, Y8, Y8
+	VPDPBUSD        (DI), Y8, Y4
+	ADDQ            $32, DI
+	ADDQ            $8, SI
+	VCVTDQ2PS       Y4, Y4
+	VBROADCASTSS    (DX), Y10
+	VFMADD231PS     Y10, Y4, Y0
+	ADDQ            $4, DX
+	VPXOR           Y5, Y5, Y5
+	VPBROADCASTQ    (SI), Y8
+	VPSRLVQ         Y12, Y8, Y8
+	VPAND           Y11, Y8, Y8
+	VPDPBUSD        (DI), Y8, Y5
+	ADDQ            $32, DI
+	ADDQ            $8, SI
+	VCVTDQ2PS       Y5, Y5
+	VBROADCASTSS    (DX), Y10
+	VFMADD231PS     Y10, Y5, Y1
+	ADDQ            $4, DX
+	VPXOR           Y6, Y6, Y6
+	VPBROADCASTQ    (SI), Y8
+	VPSRLVQ         Y12, Y8, Y8
+	VPAND           Y11, Y8, Y8
+	VPDPBUSD        (DI), Y8, Y6
+	ADDQ            $32, DI
+	ADDQ            $8, SI
+	VCVTDQ2PS       Y6, Y6
+	VBROADCASTSS    (DX), Y10
+	VFMADD231PS     Y10, Y6, Y2
+	ADDQ            $4, DX
+	VPXOR           Y7, Y7, Y7
+	VPBROADCASTQ    (SI), Y8
+	VPSRLVQ         Y12, Y8, Y8
+	VPAND           Y11, Y8, Y8
+	VPDPBUSD        (DI), Y8, Y7
+	ADDQ            $32, DI
+	ADDQ            $8, SI
+	VCVTDQ2PS       Y7, Y7
+	VBROADCASTSS    (DX), Y10
+	VFMADD231PS     Y10, Y7, Y3
+	ADDQ            $4, DX
+	DECQ            CX
+	JNZ             group4
+rest:
+	MOVQ            ng+64(FP), CX
+	ANDQ            $3, CX
+	JZ              sum
+group:
+	VPXOR           Y4, Y4, Y4
+	VPBROADCASTQ    (SI), Y8
+	VPSRLVQ         Y12, Y8, Y8
+	VPAND           Y11, Y8, Y8
+	VPDPBUSD        (DI), Y8, Y4
+	ADDQ            $32, DI
+	ADDQ            $8, SI
+	VCVTDQ2PS       Y4, Y4
+	VBROADCASTSS    (DX), Y10
+	VFMADD231PS     Y10, Y4, Y0
+	ADDQ            $4, DX
+	DECQ            CX
+	JNZ             group
+sum:
+	VADDPS          Y1, Y0, Y0
+	VADDPS          Y3, Y2, Y2
+	VADDPS          Y2, Y0, Y0
+	MOVQ            ldo+104(FP), AX
+	SHLQ            $2, AX
+	LEAQ            (AX)(AX*2), CX
+	VEXTRACTF128    $1, Y0, X9
+	VADDPS          X9, X0, X0
+	VHADDPS         X0, X0, X0
+	VHADDPS         X0, X0, X0
+	VMOVSS          X0, (R9)
+	ADDQ            $4, R9
+	DECQ            n+80(FP)
+	JNZ             row
+	VZEROUPPER      
+	RET             
+
+// func i8a2Tile4g32VNNI(w *byte, s, b *float32, x *byte, d, xs, xr, t *float32, ng, cpg, n, ldx int, out *float32, ldo int)
+TEXT ·i8a2Tile4g32VNNI(SB), NOSPLIT, $0-112
+	MOVQ            w+0(FP), SI
+	MOVQ            s+8(FP), BX
+	MOVQ            b+16(FP), R8
+	MOVQ            out+96(FP), R9
+	MOVQ            ng+64(FP), R10
+	SHLQ            $2, R10
+	LEAQ            (R10)(R10*2), R11
+	VMOVDQU         i8m2<>(SB), Y11
+	VMOVDQU         i8sh2<>(SB), Y12
+row:
+	VXORPS          Y0, Y0, Y0
+	VXORPS          Y1, Y1, Y1
+	VXORPS          Y2, Y2, Y2
+	VXORPS          Y3, Y3, Y3
+	MOVQ            d+32(FP), DX
+	MOVQ            xs+40(FP), AX
+	MOVQ            xr+48(FP), DI
+	MOVQ            t+56(FP), R12
+	MOVQ            ng+64(FP), CX
+	SHRQ            $3, CX
+	JZ              tail
+pro8:
+	VMOVUPS         (BX), Y10
+	VMOVUPS         (R8), Y9
+	VMULPS          (DX), Y10, Y4
+	VMOVUPS         Y4, (R12)
+	VFMADD231PS     (AX), Y9, Y0
+	VFMADD231PS     (DI), Y10, Y0
+	VMULPS          (DX)(R10*1), Y10, Y5
+	VMOVUPS         Y5, (R12)(R10*1)
+	VFMADD231PS     (AX)(R10*1), Y9, Y1
+	VFMADD231PS     (DI)(R10*1), Y10, Y1
+	VMULPS          (DX)(R10*2), Y10, Y6
+	VMOVUPS         Y6, (R12)(R10*2)
+	VFMADD231PS     (AX)(R10*2), Y9, Y2
+	VFMADD231PS     (DI)(R10*2), Y10, Y2
+	VMULPS          (DX)(R11*1), Y10, Y7
+	VMOVUPS         Y7, (R12)(R11*1)
+	VFMADD231PS     (AX)(R11*1), Y9, Y3
+	VFMADD231PS     (DI)(R11*1), Y10, Y3
+	ADDQ            $32, BX
+	ADDQ            $32, R8
+	ADDQ            $32, DX
+	ADDQ            $32, AX
+	ADDQ            $32, DI
+	ADDQ            $32, R12
+	DECQ            CX
+	JNZ             pro8
+tail:
+	MOVQ            ng+64(FP), CX
+	ANDQ            $7, CX
+	JZ              groups
+	SHLQ            $2, CX
+	NEGQ            CX
+	LEAQ            i8tail<>(SB), R13
+	VMOVDQU         32(R13)(CX*1), Y15
+	VMASKMOVPS      (BX), Y15, Y10
+	VMASKMOVPS      (R8), Y15, Y9
+	SUBQ            CX, BX
+	SUBQ            CX, R8
+	VMASKMOVPS      (DX), Y15, Y4
+	VMULPS          Y4, Y10, Y4
+	VMASKMOVPS      Y4, Y15, (R12)
+	VMASKMOVPS      (AX), Y15, Y4
+	VFMADD231PS     Y4, Y9, Y0
+	VMASKMOVPS      (DI), Y15, Y4
+	VFMADD231PS     Y4, Y10, Y0
+	VMASKMOVPS      (DX)(R10*1), Y15, Y5
+	VMULPS          Y5, Y10, Y5
+	VMASKMOVPS      Y5, Y15, (R12)(R10*1)
+	VMASKMOVPS      (AX)(R10*1), Y15, Y5
+	VFMADD231PS     Y5, Y9, Y1
+	VMASKMOVPS      (DI)(R10*1), Y15, Y5
+	VFMADD231PS     Y5, Y10, Y1
+	VMASKMOVPS      (DX)(R10*2), Y15, Y6
+	VMULPS          Y6, Y10, Y6
+	VMASKMOVPS      Y6, Y15, (R12)(R10*2)
+	VMASKMOVPS      (AX)(R10*2), Y15, Y6
+	VFMADD231PS     Y6, Y9, Y2
+	VMASKMOVPS      (DI)(R10*2), Y15, Y6
+	VFMADD231PS     Y6, Y10, Y2
+	VMASKMOVPS      (DX)(R11*1), Y15, Y7
+	VMULPS          Y7, Y10, Y7
+	VMASKMOVPS      Y7, Y15, (R12)(R11*1)
+	VMASKMOVPS      (AX)(R11*1), Y15, Y7
+	VFMADD231PS     Y7, Y9, Y3
+	VMASKMOVPS      (DI)(R11*1), Y15, Y7
+	VFMADD231PS     Y7, Y10, Y3
+groups:
+	MOVQ            x+24(FP), DI
+	MOVQ            t+56(FP), DX
+	MOVQ            ldx+88(FP), R12
+	LEAQ            (R12)(R12*2), R13
+	MOVQ            ng+64(FP), CX
+group:
+	VPXOR           Y4, Y4, Y4
+	VPXOR           Y5, Y5, Y5
+	VPXOR           Y6, Y6, Y6
+	VPXOR           Y7, Y7, Y7
+	VPBROADCASTQ    (SI), Y8
+	VPSRLVQ         Y12, Y8, Y8
+	VPAND           Y11, Y8, Y8
+	VPDPBUSD        (DI), Y8, Y4
+	VPDPBUSD        (DI)(R12*1), Y8, Y5
+	VPDPBUSD        (DI)(R12*2), Y8, Y6
+	VPDPBUSD        (DI)(R13*1), Y8, Y7
+	ADDQ            $32, DI
+	ADDQ            $8, SI
+	VCVTDQ2PS       Y4, Y4
+	VBROADCASTSS    (DX), Y10
+	VFMADD231PS     Y10, Y4, Y0
+	VCVTDQ2PS       Y5, Y5
+	VBROADCASTSS    (DX)(R10*1), Y10
+	VFMADD231PS     Y10, Y5, Y1
+	VCVTDQ2PS       Y6, Y6
+	VBROADCASTSS    (DX)(R10*2), Y10
+	VFMADD231PS     Y10, Y6, Y2
+	VCVTDQ2PS       Y7, Y7
+	VBROADCASTSS    (DX)(R11*1), Y10
+	VFMADD231PS     Y10, Y7, Y3
+	ADDQ            $4, DX
+	DECQ            CX
+	JNZ             group
+sum:
+	MOVQ            ldo+104(FP), AX
+	SHLQ            $2, AX
+	LEAQ            (AX)(AX*2), CX
+	VEXTRACTF128    $1, Y0, X9
+	VADDPS          X9, X0, X0
+	VHADDPS         X0, X0, X0
+	VHADDPS         X0, X0, X0
+	VMOVSS          X0, (R9)
+	VEXTRACTF128    $1, Y1, X9
+	VADDPS          X9, X1, X1
+	VHADDPS         X1, X1, X1
+	VHADDPS         X1, X1, X1
+	VMOVSS          X1, (R9)(AX*1)
+	VEXTRACTF128    $1, Y2, X9
+	VADDPS          X9, X2, X2
+	VHADDPS         X2, X2, X2
+	VHADDPS         X2, X2, X2
+	VMOVSS          X2, (R9)(AX*2)
+	VEXTRACTF128    $1, Y3, X9
+	VADDPS          X9, X3, X3
+	VHADDPS         X3, X3, X3
+	VHADDPS         X3, X3, X3
+	VMOVSS          X3, (R9)(CX*1)
+	ADDQ            $4, R9
+	DECQ            n+80(FP)
+	JNZ             row
+	VZEROUPPER      
+	RET             
+
+// func i8a3Tile1VNNI(w *byte, s, b *float32, x *byte, d, xs, xr, t *float32, ng, cpg, n, ldx int, out *float32, ldo int)
+TEXT ·i8a3Tile1VNNI(SB), NOSPLIT, $0-112
+	MOVQ            w+0(FP), SI
+	MOVQ            s+8(FP), BX
+	MOVQ            b+16(FP), R8
+	MOVQ            out+96(FP), R9
+	MOVQ            ng+64(FP), R10
+	SHLQ            $2, R10
+	LEAQ            (R10)(R10*2), R11
+	VMOVDQU         i8w3shuf0<>(SB), Y11
+	VMOVDQU         i8w3shuf1<>(SB), Y12
+	VMOVDQU         i8w3mul<>(SB), Y13
+	VMOVDQU         i8w3mask<>(SB), Y14
+row:
+	VXORPS          Y0, Y0, Y0
+	VXORPS          Y1, Y1, Y1
+	VXORPS          Y2, Y2, Y2
+	VXORPS          Y3, Y3, Y3
+	MOVQ            d+32(FP), DX
+	MOVQ            xs+40(FP), AX
+	MOVQ            xr+48(FP), DI
+	MOVQ            t+56(FP), R12
+	MOVQ            ng+64(FP), CX
+	SHRQ            $3, CX
+	JZ              tail
+pro8:
+	VMOVUPS         (BX), Y10
+	VMOVUPS         (R8), Y9
+	VMULPS          (DX), Y10, Y4
+	VMOVUPS         Y4, (R12)
+	VFMADD231PS     (AX), Y9, Y0
+	VFMADD231PS     (DI), Y10, Y0
+	ADDQ            $32, BX
+	ADDQ            $32, R8
+	ADDQ            $32, DX
+	ADDQ            $32, AX
+	ADDQ            $32, DI
+	ADDQ            $32, R12
+	DECQ            CX
+	JNZ             pro8
+tail:
+	MOVQ            ng+64(FP), CX
+	ANDQ            $7, CX
+	JZ              groups
+	SHLQ            $2, CX
+	NEGQ            CX
+	LEAQ            i8tail<>(SB), R13
+	VMOVDQU         32(R13)(CX*1), Y15
+	VMASKMOVPS      (BX), Y15, Y10
+	VMASKMOVPS      (R8), Y15, Y9
+	SUBQ            CX, BX
+	SUBQ            CX, R8
+	VMASKMOVPS      (DX), Y15, Y4
+	VMULPS          Y4, Y10, Y4
+	VMASKMOVPS      Y4, Y15, (R12)
+	VMASKMOVPS      (AX), Y15, Y4
+	VFMADD231PS     Y4, Y9, Y0
+	VMASKMOVPS      (DI), Y15, Y4
+	VFMADD231PS     Y4, Y10, Y0
+groups:
+	MOVQ            x+24(FP), DI
+	MOVQ            t+56(FP), DX
+	MOVQ            ldx+88(FP), R12
+	LEAQ            (R12)(R12*2), R13
+	MOVQ            ng+64(FP), CX
+	SHRQ            $2, CX
+	JZ              rest
+group4:
+	VPXOR           Y4, Y4, Y4
+	MOVQ            cpg+72(FP), AX
+step0:
+	VPBROADCASTQ    (SI), Y8
+	VPSHUFB         Y11, Y8, Y8
+	VPMULLW         Y13, Y8, Y8
+	VPAND           Y14, Y8, Y8
+	VPDPWSSD        (DI), Y8, Y4
+	VPBROADCASTQ    4(SI), Y8
+	VPSHUFB         Y12, Y8, Y8
+	VPMULLW         Y13, Y8, Y8
+	VPAND           Y14, Y8, Y8
+	VPDPWSSD        32(DI), Y8, Y4
+	ADDQ            $64, DI
+	ADDQ            $12, SI
+	DECQ            AX
+	JNZ             step0
+	VCVTDQ2PS       Y4, Y4
+	VBROADCASTSS    (DX), Y10
+	VFMADD231PS     Y10, Y4, Y0
+	ADDQ            $4, DX
+	VPXOR           Y5, Y5, Y5
+	MOVQ            cpg+72(FP), AX
+step1:
+	VPBROADCASTQ    (SI), Y8
+	VPSHUFB         Y11, Y8, Y8
+	VPMULLW         Y13, Y8, Y8
+	VPAND           Y14, Y8, Y8
+	VPDPWSSD        (DI), Y8, Y5
+	VPBROADCASTQ    4(SI), Y8
+	VPSHUFB         Y12, Y8, Y8
+	VPMULLW         Y13, Y8, Y8
+	VPAND           Y14, Y8, Y8
+	VPDPWSSD        32(DI), Y8, Y5
+	ADDQ            $64, DI
+	ADDQ            $12, SI
+	DECQ            AX
+	JNZ             step1
+	VCVTDQ2PS       Y5, Y5
+	VBROADCASTSS    (DX), Y10
+	VFMADD231PS     Y10, Y5, Y1
+	ADDQ            $4, DX
+	VPXOR           Y6, Y6, Y6
+	MOVQ            cpg+72(FP), AX
+step2:
+	VPBROADCASTQ    (SI), Y8
+	VPSHUFB         Y11, Y8, Y8
+	VPMULLW         Y13, Y8, Y8
+	VPAND           Y14, Y8, Y8
+	VPDPWSSD        (DI), Y8, Y6
+	VPBROADCASTQ    4(SI), Y8
+	VPSHUFB         Y12, Y8, Y8
+	VPMULLW         Y13, Y8, Y8
+	VPAND           Y14, Y8, Y8
+	VPDPWSSD        32(DI), Y8, Y6
+	ADDQ            $64, DI
+	ADDQ            $12, SI
+	DECQ            AX
+	JNZ             step2
+	VCVTDQ2PS       Y6, Y6
+	VBROADCASTSS    (DX), Y10
+	VFMADD231PS     Y10, Y6, Y2
+	ADDQ            $4, DX
+	VPXOR           Y7, Y7, Y7
+	MOVQ            cpg+72(FP), AX
+step3:
+	VPBROADCASTQ    (SI), Y8
+	VPSHUFB         Y11, Y8, Y8
+	VPMULLW         Y13, Y8, Y8
+	VPAND           Y14, Y8, Y8
+	VPDPWSSD        (DI), Y8, Y7
+	VPBROADCASTQ    4(SI), Y8
+	VPSHUFB         Y12, Y8, Y8
+	VPMULLW         Y13, Y8, Y8
+	VPAND           Y14, Y8, Y8
+	VPDPWSSD        32(DI), Y8, Y7
+	ADDQ            $64, DI
+	ADDQ            $12, SI
+	DECQ            AX
+	JNZ             step3
+	VCVTDQ2PS       Y7, Y7
+	VBROADCASTSS    (DX), Y10
+	VFMADD231PS     Y10, Y7, Y3
+	ADDQ            $4, DX
+	DECQ            CX
+	JNZ             group4
+rest:
+	MOVQ            ng+64(FP), CX
+	ANDQ            $3, CX
+	JZ              sum
+group:
+	VPXOR           Y4, Y4, Y4
+	MOVQ            cpg+72(FP), AX
+step:
+	VPBROADCASTQ    (SI), Y8
+	VPSHUFB         Y11, Y8, Y8
+	VPMULLW         Y13, Y8, Y8
+	VPAND           Y14, Y8, Y8
+	VPDPWSSD        (DI), Y8, Y4
+	VPBROADCASTQ    4(SI), Y8
+	VPSHUFB         Y12, Y8, Y8
+	VPMULLW         Y13, Y8, Y8
+	VPAND           Y14, Y8, Y8
+	VPDPWSSD        32(DI), Y8, Y4
+	ADDQ            $64, DI
+	ADDQ            $12, SI
+	DECQ            AX
+	JNZ             step
+	VCVTDQ2PS       Y4, Y4
+	VBROADCASTSS    (DX), Y10
+	VFMADD231PS     Y10, Y4, Y0
+	ADDQ            $4, DX
+	DECQ            CX
+	JNZ             group
+sum:
+	VADDPS          Y1, Y0, Y0
+	VADDPS          Y3, Y2, Y2
+	VADDPS          Y2, Y0, Y0
+	MOVQ            ldo+104(FP), AX
+	SHLQ            $2, AX
+	LEAQ            (AX)(AX*2), CX
+	VEXTRACTF128    $1, Y0, X9
+	VADDPS          X9, X0, X0
+	VHADDPS         X0, X0, X0
+	VHADDPS         X0, X0, X0
+	VMOVSS          X0, (R9)
+	ADDQ            $4, R9
+	DECQ            n+80(FP)
+	JNZ             row
+	VZEROUPPER      
+	RET             
+
+// func i8a3Tile4VNNI(w *byte, s, b *float32, x *byte, d, xs, xr, t *float32, ng, cpg, n, ldx int, out *float32, ldo int)
+TEXT ·i8a3Tile4VNNI(SB), NOSPLIT, $0-112
+	MOVQ            w+0(FP), SI
+	MOVQ            s+8(FP), BX
+	MOVQ            b+16(FP), R8
+	MOVQ            out+96(FP), R9
+	MOVQ            ng+64(FP), R10
+	SHLQ            $2, R10
+	LEAQ            (R10)(R10*2), R11
+	VMOVDQU         i8w3shuf0<>(SB), Y11
+	VMOVDQU         i8w3shuf1<>(SB), Y12
+	VMOVDQU         i8w3mul<>(SB), Y13
+	VMOVDQU         i8w3mask<>(SB), Y14
+row:
+	VXORPS          Y0, Y0, Y0
+	VXORPS          Y1, Y1, Y1
+	VXORPS          Y2, Y2, Y2
+	VXORPS          Y3, Y3, Y3
+	MOVQ            d+32(FP), DX
+	MOVQ            xs+40(FP), AX
+	MOVQ            xr+48(FP), DI
+	MOVQ            t+56(FP), R12
+	MOVQ            ng+64(FP), CX
+	SHRQ            $3, CX
+	JZ              tail
+pro8:
+	VMOVUPS         (BX), Y10
+	VMOVUPS         (R8), Y9
+	VMULPS          (DX), Y10, Y4
+	VMOVUPS         Y4, (R12)
+	VFMADD231PS     (AX), Y9, Y0
+	VFMADD231PS     (DI), Y10, Y0
+	VMULPS          (DX)(R10*1), Y10, Y5
+	VMOVUPS         Y5, (R12)(R10*1)
+	VFMADD231PS     (AX)(R10*1), Y9, Y1
+	VFMADD231PS     (DI)(R10*1), Y10, Y1
+	VMULPS          (DX)(R10*2), Y10, Y6
+	VMOVUPS         Y6, (R12)(R10*2)
+	VFMADD231PS     (AX)(R10*2), Y9, Y2
+	VFMADD231PS     (DI)(R10*2), Y10, Y2
+	VMULPS          (DX)(R11*1), Y10, Y7
+	VMOVUPS         Y7, (R12)(R11*1)
+	VFMADD231PS     (AX)(R11*1), Y9, Y3
+	VFMADD231PS     (DI)(R11*1), Y10, Y3
+	ADDQ            $32, BX
+	ADDQ            $32, R8
+	ADDQ            $32, DX
+	ADDQ            $32, AX
+	ADDQ            $32, DI
+	ADDQ            $32, R12
+	DECQ            CX
+	JNZ             pro8
+tail:
+	MOVQ            ng+64(FP), CX
+	ANDQ            $7, CX
+	JZ              groups
+	SHLQ            $2, CX
+	NEGQ            CX
+	LEAQ            i8tail<>(SB), R13
+	VMOVDQU         32(R13)(CX*1), Y15
+	VMASKMOVPS      (BX), Y15, Y10
+	VMASKMOVPS      (R8), Y15, Y9
+	SUBQ            CX, BX
+	SUBQ            CX, R8
+	VMASKMOVPS      (DX), Y15, Y4
+	VMULPS          Y4, Y10, Y4
+	VMASKMOVPS      Y4, Y15, (R12)
+	VMASKMOVPS      (AX), Y15, Y4
+	VFMADD231PS     Y4, Y9, Y0
+	VMASKMOVPS      (DI), Y15, Y4
+	VFMADD231PS     Y4, Y10, Y0
+	VMASKMOVPS      (DX)(R10*1), Y15, Y5
+	VMULPS          Y5, Y10, Y5
+	VMASKMOVPS      Y5, Y15, (R12)(R10*1)
+	VMASKMOVPS      (AX)(R10*1), Y15, Y5
+	VFMADD231PS     Y5, Y9, Y1
+	VMASKMOVPS      (DI)(R10*1), Y15, Y5
+	VFMADD231PS     Y5, Y10, Y1
+	VMASKMOVPS      (DX)(R10*2), Y15, Y6
+	VMULPS          Y6, Y10, Y6
+	VMASKMOVPS      Y6, Y15, (R12)(R10*2)
+	VMASKMOVPS      (AX)(R10*2), Y15, Y6
+	VFMADD231PS     Y6, Y9, Y2
+	VMASKMOVPS      (DI)(R10*2), Y15, Y6
+	VFMADD231PS     Y6, Y10, Y2
+	VMASKMOVPS      (DX)(R11*1), Y15, Y7
+	VMULPS          Y7, Y10, Y7
+	VMASKMOVPS      Y7, Y15, (R12)(R11*1)
+	VMASKMOVPS      (AX)(R11*1), Y15, Y7
+	VFMADD231PS     Y7, Y9, Y3
+	VMASKMOVPS      (DI)(R11*1), Y15, Y7
+	VFMADD231PS     Y7, Y10, Y3
+groups:
+	MOVQ            x+24(FP), DI
+	MOVQ            t+56(FP), DX
+	MOVQ            ldx+88(FP), R12
+	LEAQ            (R12)(R12*2), R13
+	MOVQ            ng+64(FP), CX
+group:
+	VPXOR           Y4, Y4, Y4
+	VPXOR           Y5, Y5, Y5
+	VPXOR           Y6, Y6, Y6
+	VPXOR           Y7, Y7, Y7
+	MOVQ            cpg+72(FP), AX
+step:
+	VPBROADCASTQ    (SI), Y8
+	VPSHUFB         Y11, Y8, Y8
+	VPMULLW         Y13, Y8, Y8
+	VPAND           Y14, Y8, Y8
+	VPDPWSSD        (DI), Y8, Y4
+	VPDPWSSD        (DI)(R12*1), Y8, Y5
+	VPDPWSSD        (DI)(R12*2), Y8, Y6
+	VPDPWSSD        (DI)(R13*1), Y8, Y7
+	VPBROADCASTQ    4(SI), Y8
+	VPSHUFB         Y12, Y8, Y8
+	VPMULLW         Y13, Y8, Y8
+	VPAND           Y14, Y8, Y8
+	VPDPWSSD        32(DI), Y8, Y4
+	VPDPWSSD        32(DI)(R12*1), Y8, Y5
+	VPDPWSSD        32(DI)(R12*2), Y8, Y6
+	VPDPWSSD        32(DI)(R13*1), Y8, Y7
+	ADDQ            $64, DI
+	ADDQ            $12, SI
+	DECQ            AX
+	JNZ             step
+	VCVTDQ2PS       Y4, Y4
+	VBROADCASTSS    (DX), Y10
+	VFMADD231PS     Y10, Y4, Y0
+	VCVTDQ2PS       Y5, Y5
+	VBROADCASTSS    (DX)(R10*1), Y10
+	VFMADD231PS     Y10, Y5, Y1
+	VCVTDQ2PS       Y6, Y6
+	VBROADCASTSS    (DX)(R10*2), Y10
+	VFMADD231PS     Y10, Y6, Y2
+	VCVTDQ2PS       Y7, Y7
+	VBROADCASTSS    (DX)(R11*1), Y10
+	VFMADD231PS     Y10, Y7, Y3
+	ADDQ            $4, DX
+	DECQ            CX
+	JNZ             group
+sum:
+	MOVQ            ldo+104(FP), AX
+	SHLQ            $2, AX
+	LEAQ            (AX)(AX*2), CX
+	VEXTRACTF128    $1, Y0, X9
+	VADDPS          X9, X0, X0
+	VHADDPS         X0, X0, X0
+	VHADDPS         X0, X0, X0
+	VMOVSS          X0, (R9)
+	VEXTRACTF128    $1, Y1, X9
+	VADDPS          X9, X1, X1
+	VHADDPS         X1, X1, X1
+	VHADDPS         X1, X1, X1
+	VMOVSS          X1, (R9)(AX*1)
+	VEXTRACTF128    $1, Y2, X9
+	VADDPS          X9, X2, X2
+	VHADDPS         X2, X2, X2
+	VHADDPS         X2, X2, X2
+	VMOVSS          X2, (R9)(AX*2)
+	VEXTRACTF128    $1, Y3, X9
+	VADDPS          X9, X3, X3
+	VHADDPS         X3, X3, X3
+	VHADDPS         X3, X3, X3
+	VMOVSS          X3, (R9)(CX*1)
+	ADDQ            $4, R9
+	DECQ            n+80(FP)
+	JNZ             row
+	VZEROUPPER      
+	RET             
+
+// func i8a3Tile1g32VNNI(w *byte, s, b *float32, x *byte, d, xs, xr, t *float32, ng, cpg, n, ldx int, out *float32, ldo int)
+TEXT ·i8a3Tile1g32VNNI(SB), NOSPLIT, $0-112
+	MOVQ            w+0(FP), SI
+	MOVQ            s+8(FP), BX
+	MOVQ            b+16(FP), R8
+	MOVQ            out+96(FP), R9
+	MOVQ            ng+64(FP), R10
+	SHLQ            $2, R10
+	LEAQ            (R10)(R10*2), R11
+	VMOVDQU         i8w3shuf0<>(SB), Y11
+	VMOVDQU         i8w3shuf1<>(SB), Y12
+	VMOVDQU         i8w3mul<>(SB), Y13
+	VMOVDQU         i8w3mask<>(SB), Y14
+row:
+	VXORPS          Y0, Y0, Y0
+	VXORPS          Y1, Y1, Y1
+	VXORPS          Y2, Y2, Y2
+	VXORPS          Y3, Y3, Y3
+	MOVQ            d+32(FP), DX
+	MOVQ            xs+40(FP), AX
+	MOVQ            xr+48(FP), DI
+	MOVQ            t+56(FP), R12
+	MOVQ            ng+64(FP), CX
+	SHRQ            $3, CX
+	JZ              tail
+pro8:
+	VMOVUPS         (BX), Y10
+	VMOVUPS         (R8), Y9
+	VMULPS          (DX), Y10, Y4
+	VMOVUPS         Y4, (R12)
+	VFMADD231PS     (AX), Y9, Y0
+	VFMADD231PS     (DI), Y10, Y0
+	ADDQ            $32, BX
+	ADDQ            $32, R8
+	ADDQ            $32, DX
+	ADDQ            $32, AX
+	ADDQ            $32, DI
+	ADDQ            $32, R12
+	DECQ            CX
+	JNZ             pro8
+tail:
+	MOVQ            ng+64(FP), CX
+	ANDQ            $7, CX
+	JZ              groups
+	SHLQ            $2, CX
+	NEGQ            CX
+	LEAQ            i8tail<>(SB), R13
+	VMOVDQU         32(R13)(CX*1), Y15
+	VMASKMOVPS      (BX), Y15, Y10
+	VMASKMOVPS      (R8), Y15, Y9
+	SUBQ            CX, BX
+	SUBQ            CX, R8
+	VMASKMOVPS      (DX), Y15, Y4
+	VMULPS          Y4, Y10, Y4
+	VMASKMOVPS      Y4, Y15, (R12)
+	VMASKMOVPS      (AX), Y15, Y4
+	VFMADD231PS     Y4, Y9, Y0
+	VMASKMOVPS      (DI), Y15, Y4
+	VFMADD231PS     Y4, Y10, Y0
+groups:
+	MOVQ            x+24(FP), DI
+	MOVQ            t+56(FP), DX
+	MOVQ            ldx+88(FP), R12
+	LEAQ            (R12)(R12*2), R13
+	MOVQ            ng+64(FP), CX
+	SHRQ            $2, CX
+	JZ              rest
+group4:
+	VPXOR           Y4, Y4, Y4
+	VPBROADCASTQ    (SI), Y8
+	VPSHUFB         Y11, Y8, Y8
+	VPMULLW         Y13, Y8, Y8
+	VPAND           Y14, Y8, Y8
+	VPDPWSSD        (DI), Y8, Y4
+	VPBROADCASTQ    4(SI), Y8
+	VPSHUFB         Y12, Y8, Y8
+	VPMULLW         Y13, Y8, Y8
+	VPAND           Y14, Y8, Y8
+	VPDPWSSD        32(DI), Y8, Y4
+	ADDQ            $64, DI
+	ADDQ            $12, SI
+	VCVTDQ2PS       Y4, Y4
+	VBROADCASTSS    (DX), Y10
+	VFMADD231PS     Y10, Y4, Y0
+	ADDQ            $4, DX
+	VPXOR           Y5, Y5, Y5
+	VPBROADCASTQ    (SI), Y8
+	VPSHUFB         Y11, Y8, Y8
+	VPMULLW         Y13, Y8, Y8
+	VPAND           Y14, Y8, Y8
+	VPDPWSSD        (DI), Y8, Y5
+	VPBROADCASTQ    4(SI), Y8
+	VPSHUFB         Y12, Y8, Y8
+	VPMULLW         Y13, Y8, Y8
+	VPAND           Y14, Y8, Y8
+	VPDPWSSD        32(DI), Y8, Y5
+	ADDQ            $64, DI
+	ADDQ            $12, SI
+	VCVTDQ2PS       Y5, Y5
+	VBROADCASTSS    (DX), Y10
+	VFMADD231PS     Y10, Y5, Y1
+	ADDQ            $4, DX
+	VPXOR           Y6, Y6, Y6
+	VPBROADCASTQ    (SI), Y8
+	VPSHUFB         Y11, Y8, Y8
+	VPMULLW         Y13, Y8, Y8
+	VPAND           Y14, Y8, Y8
+	VPDPWSSD        (DI), Y8, Y6
+	VPBROADCASTQ    4(SI), Y8
+	VPSHUFB         Y12, Y8, Y8
+	VPMULLW         Y13, Y8, Y8
+	VPAND           Y14, Y8, Y8
+	VPDPWSSD        32(DI), Y8, Y6
+	ADDQ            $64, DI
+	ADDQ            $12, SI
+	VCVTDQ2PS       Y6, Y6
+	VBROADCASTSS    (DX), Y10
+	VFMADD231PS     Y10, Y6, Y2
+	ADDQ            $4, DX
+	VPXOR           Y7, Y7, Y7
+	VPBROADCASTQ    (SI), Y8
+	VPSHUFB         Y11, Y8, Y8
+	VPMULLW         Y13, Y8, Y8
+	VPAND           Y14, Y8, Y8
+	VPDPWSSD        (DI), Y8, Y7
+	VPBROADCASTQ    4(SI), Y8
+	VPSHUFB         Y12, Y8, Y8
+	VPMULLW         Y13, Y8, Y8
+	VPAND           Y14, Y8, Y8
+	VPDPWSSD        32(DI), Y8, Y7
+	ADDQ            $64, DI
+	ADDQ            $12, SI
+	VCVTDQ2PS       Y7, Y7
+	VBROADCASTSS    (DX), Y10
+	VFMADD231PS     Y10, Y7, Y3
+	ADDQ            $4, DX
+	DECQ            CX
+	JNZ             group4
+rest:
+	MOVQ            ng+64(FP), CX
+	ANDQ            $3, CX
+	JZ              sum
+group:
+	VPXOR           Y4, Y4, Y4
+	VPBROADCASTQ    (SI), Y8
+	VPSHUFB         Y11, Y8, Y8
+	VPMULLW         Y13, Y8, Y8
+	VPAND           Y14, Y8, Y8
+	VPDPWSSD        (DI), Y8, Y4
+	VPBROADCASTQ    4(SI), Y8
+	VPSHUFB         Y12, Y8, Y8
+	VPMULLW         Y13, Y8, Y8
+	VPAND           Y14, Y8, Y8
+	VPDPWSSD        32(DI), Y8, Y4
+	ADDQ            $64, DI
+	ADDQ            $12, SI
+	VCVTDQ2PS       Y4, Y4
+	VBROADCASTSS    (DX), Y10
+	VFMADD231PS     Y10, Y4, Y0
+	ADDQ            $4, DX
+	DECQ            CX
+	JNZ             group
+sum:
+	VADDPS          Y1, Y0, Y0
+	VADDPS          Y3, Y2, Y2
+	VADDPS          Y2, Y0, Y0
+	MOVQ            ldo+104(FP), AX
+	SHLQ            $2, AX
+	LEAQ            (AX)(AX*2), CX
+	VEXTRACTF128    $1, Y0, X9
+	VADDPS          X9, X0, X0
+	VHADDPS         X0, X0, X0
+	VHADDPS         X0, X0, X0
+	VMOVSS          X0, (R9)
+	ADDQ            $4, R9
+	DECQ            n+80(FP)
+	JNZ             row
+	VZEROUPPER      
+	RET             
+
+// func i8a3Tile4g32VNNI(w *byte, s, b *float32, x *byte, d, xs, xr, t *float32, ng, cpg, n, ldx int, out *float32, ldo int)
+TEXT ·i8a3Tile4g32VNNI(SB), NOSPLIT, $0-112
+	MOVQ            w+0(FP), SI
+	MOVQ            s+8(FP), BX
+	MOVQ            b+16(FP), R8
+	MOVQ            out+96(FP), R9
+	MOVQ            ng+64(FP), R10
+	SHLQ            $2, R10
+	LEAQ            (R10)(R10*2), R11
+	VMOVDQU         i8w3shuf0<>(SB), Y11
+	VMOVDQU         i8w3shuf1<>(SB), Y12
+	VMOVDQU         i8w3mul<>(SB), Y13
+	VMOVDQU         i8w3mask<>(SB), Y14
+row:
+	VXORPS          Y0, Y0, Y0
+	VXORPS          Y1, Y1, Y1
+	VXORPS          Y2, Y2, Y2
+	VXORPS          Y3, Y3, Y3
+	MOVQ            d+32(FP), DX
+	MOVQ            xs+40(FP), AX
+	MOVQ            xr+48(FP), DI
+	MOVQ            t+56(FP), R12
+	MOVQ            ng+64(FP), CX
+	SHRQ            $3, CX
+	JZ              tail
+pro8:
+	VMOVUPS         (BX), Y10
+	VMOVUPS         (R8), Y9
+	VMULPS          (DX), Y10, Y4
+	VMOVUPS         Y4, (R12)
+	VFMADD231PS     (AX), Y9, Y0
+	VFMADD231PS     (DI), Y10, Y0
+	VMULPS          (DX)(R10*1), Y10, Y5
+	VMOVUPS         Y5, (R12)(R10*1)
+	VFMADD231PS     (AX)(R10*1), Y9, Y1
+	VFMADD231PS     (DI)(R10*1), Y10, Y1
+	VMULPS          (DX)(R10*2), Y10, Y6
+	VMOVUPS         Y6, (R12)(R10*2)
+	VFMADD231PS     (AX)(R10*2), Y9, Y2
+	VFMADD231PS     (DI)(R10*2), Y10, Y2
+	VMULPS          (DX)(R11*1), Y10, Y7
+	VMOVUPS         Y7, (R12)(R11*1)
+	VFMADD231PS     (AX)(R11*1), Y9, Y3
+	VFMADD231PS     (DI)(R11*1), Y10, Y3
+	ADDQ            $32, BX
+	ADDQ            $32, R8
+	ADDQ            $32, DX
+	ADDQ            $32, AX
+	ADDQ            $32, DI
+	ADDQ            $32, R12
+	DECQ            CX
+	JNZ             pro8
+tail:
+	MOVQ            ng+64(FP), CX
+	ANDQ            $7, CX
+	JZ              groups
+	SHLQ            $2, CX
+	NEGQ            CX
+	LEAQ            i8tail<>(SB), R13
+	VMOVDQU         32(R13)(CX*1), Y15
+	VMASKMOVPS      (BX), Y15, Y10
+	VMASKMOVPS      (R8), Y15, Y9
+	SUBQ            CX, BX
+	SUBQ            CX, R8
+	VMASKMOVPS      (DX), Y15, Y4
+	VMULPS          Y4, Y10, Y4
+	VMASKMOVPS      Y4, Y15, (R12)
+	VMASKMOVPS      (AX), Y15, Y4
+	VFMADD231PS     Y4, Y9, Y0
+	VMASKMOVPS      (DI), Y15, Y4
+	VFMADD231PS     Y4, Y10, Y0
+	VMASKMOVPS      (DX)(R10*1), Y15, Y5
+	VMULPS          Y5, Y10, Y5
+	VMASKMOVPS      Y5, Y15, (R12)(R10*1)
+	VMASKMOVPS      (AX)(R10*1), Y15, Y5
+	VFMADD231PS     Y5, Y9, Y1
+	VMASKMOVPS      (DI)(R10*1), Y15, Y5
+	VFMADD231PS     Y5, Y10, Y1
+	VMASKMOVPS      (DX)(R10*2), Y15, Y6
+	VMULPS          Y6, Y10, Y6
+	VMASKMOVPS      Y6, Y15, (R12)(R10*2)
+	VMASKMOVPS      (AX)(R10*2), Y15, Y6
+	VFMADD231PS     Y6, Y9, Y2
+	VMASKMOVPS      (DI)(R10*2), Y15, Y6
+	VFMADD231PS     Y6, Y10, Y2
+	VMASKMOVPS      (DX)(R11*1), Y15, Y7
+	VMULPS          Y7, Y10, Y7
+	VMASKMOVPS      Y7, Y15, (R12)(R11*1)
+	VMASKMOVPS      (AX)(R11*1), Y15, Y7
+	VFMADD231PS     Y7, Y9, Y3
+	VMASKMOVPS      (DI)(R11*1), Y15, Y7
+	VFMADD231PS     Y7, Y10, Y3
+groups:
+	MOVQ            x+24(FP), DI
+	MOVQ            t+56(FP), DX
+	MOVQ            ldx+88(FP), R12
+	LEAQ            (R12)(R12*2), R13
+	MOVQ            ng+64(FP), CX
+group:
+	VPXOR           Y4, Y4, Y4
+	VPXOR           Y5, Y5, Y5
+	VPXOR           Y6, Y6, Y6
+	VPXOR           Y7, Y7, Y7
+	VPBROADCASTQ    (SI), Y8
+	VPSHUFB         Y11, Y8, Y8
+	VPMULLW         Y13, Y8, Y8
+	VPAND           Y14, Y8, Y8
+	VPDPWSSD        (DI), Y8, Y4
+	VPDPWSSD        (DI)(R12*1), Y8, Y5
+	VPDPWSSD        (DI)(R12*2), Y8, Y6
+	VPDPWSSD        (DI)(R13*1), Y8, Y7
+	VPBROADCASTQ    4(SI), Y8
+	VPSHUFB         Y12, Y8, Y8
+	VPMULLW         Y13, Y8, Y8
+	VPAND           Y14, Y8, Y8
+	VPDPWSSD        32(DI), Y8, Y4
+	VPDPWSSD        32(DI)(R12*1), Y8, Y5
+	VPDPWSSD        32(DI)(R12*2), Y8, Y6
+	VPDPWSSD        32(DI)(R13*1), Y8, Y7
+	ADDQ            $64, DI
+	ADDQ            $12, SI
+	VCVTDQ2PS       Y4, Y4
+	VBROADCASTSS    (DX), Y10
+	VFMADD231PS     Y10, Y4, Y0
+	VCVTDQ2PS       Y5, Y5
+	VBROADCASTSS    (DX)(R10*1), Y10
+	VFMADD231PS     Y10, Y5, Y1
+	VCVTDQ2PS       Y6, Y6
+	VBROADCASTSS    (DX)(R10*2), Y10
+	VFMADD231PS     Y10, Y6, Y2
+	VCVTDQ2PS       Y7, Y7
+	VBROADCASTSS    (DX)(R11*1), Y10
+	VFMADD231PS     Y10, Y7, Y3
+	ADDQ            $4, DX
+	DECQ            CX
+	JNZ             group
+sum:
+	MOVQ            ldo+104(FP), AX
+	SHLQ            $2, AX
+	LEAQ            (AX)(AX*2), CX
+	VEXTRACTF128    $1, Y0, X9
+	VADDPS          X9, X0, X0
+	VHADDPS         X0, X0, X0
+	VHADDPS         X0, X0, X0
+	VMOVSS          X0, (R9)
+	VEXTRACTF128    $1, Y1, X9
+	VADDPS          X9, X1, X1
+	VHADDPS         X1, X1, X1
+	VHADDPS         X1, X1, X1
+	VMOVSS          X1, (R9)(AX*1)
+	VEXTRACTF128    $1, Y2, X9
+	VADDPS          X9, X2, X2
+	VHADDPS         X2, X2, X2
+	VHADDPS         X2, X2, X2
+	VMOVSS          X2, (R9)(AX*2)
+	VEXTRACTF128    $1, Y3, X9
+	VADDPS          X9, X3, X3
+	VHADDPS         X3, X3, X3
+	VHADDPS         X3, X3, X3
+	VMOVSS          X3, (R9)(CX*1)
+	ADDQ            $4, R9
+	DECQ            n+80(FP)
+	JNZ             row
+	VZEROUPPER      
+	RET             
+
+// func i8a4Tile1VNNI(w *byte, s, b *float32, x *byte, d, xs, xr, t *float32, ng, cpg, n, ldx int, out *float32, ldo int)
+TEXT ·i8a4Tile1VNNI(SB), NOSPLIT, $0-112
+	MOVQ            w+0(FP), SI
+	MOVQ            s+8(FP), BX
+	MOVQ            b+16(FP), R8
+	MOVQ            out+96(FP), R9
+	MOVQ            ng+64(FP), R10
+	SHLQ            $2, R10
+	LEAQ            (R10)(R10*2), R11
+	VMOVDQU         i8m4<>(SB), Y11
+	VMOVDQU         i8sh4<>(SB), Y12
+row:
+	VXORPS          Y0, Y0, Y0
+	VXORPS          Y1, Y1, Y1
+	VXORPS          Y2, Y2, Y2
+	VXORPS          Y3, Y3, Y3
+	MOVQ            d+32(FP), DX
+	MOVQ            xs+40(FP), AX
+	MOVQ            xr+48(FP), DI
+	MOVQ            t+56(FP), R12
+	MOVQ            ng+64(FP), CX
+	SHRQ            $3, CX
+	JZ              tail
+pro8:
+	VMOVUPS         (BX), Y10
+	VMOVUPS         (R8), Y9
+	VMULPS          (DX), Y10, Y4
+	VMOVUPS         Y4, (R12)
+	VFMADD231PS     (AX), Y9, Y0
+	VFMADD231PS     (DI), Y10, Y0
+	ADDQ            $32, BX
+	ADDQ            $32, R8
+	ADDQ            $32, DX
+	ADDQ            $32, AX
+	ADDQ            $32, DI
+	ADDQ            $32, R12
+	DECQ            CX
+	JNZ             pro8
+tail:
+	MOVQ            ng+64(FP), CX
+	ANDQ            $7, CX
+	JZ              groups
+	SHLQ            $2, CX
+	NEGQ            CX
+	LEAQ            i8tail<>(SB), R13
+	VMOVDQU         32(R13)(CX*1), Y15
+	VMASKMOVPS      (BX), Y15, Y10
+	VMASKMOVPS      (R8), Y15, Y9
+	SUBQ            CX, BX
+	SUBQ            CX, R8
+	VMASKMOVPS      (DX), Y15, Y4
+	VMULPS          Y4, Y10, Y4
+	VMASKMOVPS      Y4, Y15, (R12)
+	VMASKMOVPS      (AX), Y15, Y4
+	VFMADD231PS     Y4, Y9, Y0
+	VMASKMOVPS      (DI), Y15, Y4
+	VFMADD231PS     Y4, Y10, Y0
+groups:
+	MOVQ            x+24(FP), DI
+	MOVQ            t+56(FP), DX
+	MOVQ            ldx+88(FP), R12
+	LEAQ            (R12)(R12*2), R13
+	MOVQ            ng+64(FP), CX
+	SHRQ            $2, CX
+	JZ              rest
+group4:
+	VPXOR           Y4, Y4, Y4
+	MOVQ            cpg+72(FP), AX
+step0:
+	VBROADCASTI128  (SI), Y8
+	VPSRLVD         Y12, Y8, Y8
+	VPAND           Y11, Y8, Y8
+	VPDPBUSD        (DI), Y8, Y4
+	ADDQ            $32, DI
+	ADDQ            $16, SI
+	DECQ            AX
+	JNZ             step0
+	VCVTDQ2PS       Y4, Y4
+	VBROADCASTSS    (DX), Y10
+	VFMADD231PS     Y10, Y4, Y0
+	ADDQ            $4, DX
+	VPXOR           Y5, Y5, Y5
+	MOVQ            cpg+72(FP), AX
+step1:
+	VBROADCASTI128  (SI), Y8
+	VPSRLVD         Y12, Y8, Y8
+	VPAND           Y11, Y8, Y8
+	VPDPBUSD        (DI), Y8, Y5
+	ADDQ            $32, DI
+	ADDQ            $16, SI
+	DECQ            AX
+	JNZ             step1
+	VCVTDQ2PS       Y5, Y5
+	VBROADCASTSS    (DX), Y10
+	VFMADD231PS     Y10, Y5, Y1
+	ADDQ            $4, DX
+	VPXOR           Y6, Y6, Y6
+	MOVQ            cpg+72(FP), AX
+step2:
+	VBROADCASTI128  (SI), Y8
+	VPSRLVD         Y12, Y8, Y8
+	VPAND           Y11, Y8, Y8
+	VPDPBUSD        (DI), Y8, Y6
+	ADDQ            $32, DI
+	ADDQ            $16, SI
+	DECQ            AX
+	JNZ             step2
+	VCVTDQ2PS       Y6, Y6
+	VBROADCASTSS    (DX), Y10
+	VFMADD231PS     Y10, Y6, Y2
+	ADDQ            $4, DX
+	VPXOR           Y7, Y7, Y7
+	MOVQ            cpg+72(FP), AX
+step3:
+	VBROADCASTI128  (SI), Y8
+	VPSRLVD         Y12, Y8, Y8
+	VPAND           Y11, Y8, Y8
+	VPDPBUSD        (DI), Y8, Y7
+	ADDQ            $32, DI
+	ADDQ            $16, SI
+	DECQ            AX
+	JNZ             step3
+	VCVTDQ2PS       Y7, Y7
+	VBROADCASTSS    (DX), Y10
+	VFMADD231PS     Y10, Y7, Y3
+	ADDQ            $4, DX
+	DECQ            CX
+	JNZ             group4
+rest:
+	MOVQ            ng+64(FP), CX
+	ANDQ            $3, CX
+	JZ              sum
+group:
+	VPXOR           Y4, Y4, Y4
+	MOVQ            cpg+72(FP), AX
+step:
+	VBROADCASTI128  (SI), Y8
+	VPSRLVD         Y12, Y8, Y8
+	VPAND           Y11, Y8, Y8
+	VPDPBUSD        (DI), Y8, Y4
+	ADDQ            $32, DI
+	ADDQ            $16, SI
+	DECQ            AX
+	JNZ             step
+	VCVTDQ2PS       Y4, Y4
+	VBROADCASTSS    (DX), Y10
+	VFMADD231PS     Y10, Y4, Y0
+	ADDQ            $4, DX
+	DECQ            CX
+	JNZ             group
+sum:
+	VADDPS          Y1, Y0, Y0
+	VADDPS          Y3, Y2, Y2
+	VADDPS          Y2, Y0, Y0
+	MOVQ            ldo+104(FP), AX
+	SHLQ            $2, AX
+	LEAQ            (AX)(AX*2), CX
+	VEXTRACTF128    $1, Y0, X9
+	VADDPS          X9, X0, X0
+	VHADDPS         X0, X0, X0
+	VHADDPS         X0, X0, X0
+	VMOVSS          X0, (R9)
+	ADDQ            $4, R9
+	DECQ            n+80(FP)
+	JNZ             row
+	VZEROUPPER      
+	RET             
+
+// func i8a4Tile4VNNI(w *byte, s, b *float32, x *byte, d, xs, xr, t *float32, ng, cpg, n, ldx int, out *float32, ldo int)
+TEXT ·i8a4Tile4VNNI(SB), NOSPLIT, $0-112
+	MOVQ            w+0(FP), SI
+	MOVQ            s+8(FP), BX
+	MOVQ            b+16(FP), R8
+	MOVQ            out+96(FP), R9
+	MOVQ            ng+64(FP), R10
+	SHLQ            $2, R10
+	LEAQ            (R10)(R10*2), R11
+	VMOVDQU         i8m4<>(SB), Y11
+	VMOVDQU         i8sh4<>(SB), Y12
+row:
+	VXORPS          Y0, Y0, Y0
+	VXORPS          Y1, Y1, Y1
+	VXORPS          Y2, Y2, Y2
+	VXORPS          Y3, Y3, Y3
+	MOVQ            d+32(FP), DX
+	MOVQ            xs+40(FP), AX
+	MOVQ            xr+48(FP), DI
+	MOVQ            t+56(FP), R12
+	MOVQ            ng+64(FP), CX
+	SHRQ            $3, CX
+	JZ              tail
+pro8:
+	VMOVUPS         (BX), Y10
+	VMOVUPS         (R8), Y9
+	VMULPS          (DX), Y10, Y4
+	VMOVUPS         Y4, (R12)
+	VFMADD231PS     (AX), Y9, Y0
+	VFMADD231PS     (DI), Y10, Y0
+	VMULPS          (DX)(R10*1), Y10, Y5
+	VMOVUPS         Y5, (R12)(R10*1)
+	VFMADD231PS     (AX)(R10*1), Y9, Y1
+	VFMADD231PS     (DI)(R10*1), Y10, Y1
+	VMULPS          (DX)(R10*2), Y10, Y6
+	VMOVUPS         Y6, (R12)(R10*2)
+	VFMADD231PS     (AX)(R10*2), Y9, Y2
+	VFMADD231PS     (DI)(R10*2), Y10, Y2
+	VMULPS          (DX)(R11*1), Y10, Y7
+	VMOVUPS         Y7, (R12)(R11*1)
+	VFMADD231PS     (AX)(R11*1), Y9, Y3
+	VFMADD231PS     (DI)(R11*1), Y10, Y3
+	ADDQ            $32, BX
+	ADDQ            $32, R8
+	ADDQ            $32, DX
+	ADDQ            $32, AX
+	ADDQ            $32, DI
+	ADDQ            $32, R12
+	DECQ            CX
+	JNZ             pro8
+tail:
+	MOVQ            ng+64(FP), CX
+	ANDQ            $7, CX
+	JZ              groups
+	SHLQ            $2, CX
+	NEGQ            CX
+	LEAQ            i8tail<>(SB), R13
+	VMOVDQU         32(R13)(CX*1), Y15
+	VMASKMOVPS      (BX), Y15, Y10
+	VMASKMOVPS      (R8), Y15, Y9
+	SUBQ            CX, BX
+	SUBQ            CX, R8
+	VMASKMOVPS      (DX), Y15, Y4
+	VMULPS          Y4, Y10, Y4
+	VMASKMOVPS      Y4, Y15, (R12)
+	VMASKMOVPS      (AX), Y15, Y4
+	VFMADD231PS     Y4, Y9, Y0
+	VMASKMOVPS      (DI), Y15, Y4
+	VFMADD231PS     Y4, Y10, Y0
+	VMASKMOVPS      (DX)(R10*1), Y15, Y5
+	VMULPS          Y5, Y10, Y5
+	VMASKMOVPS      Y5, Y15, (R12)(R10*1)
+	VMASKMOVPS      (AX)(R10*1), Y15, Y5
+	VFMADD231PS     Y5, Y9, Y1
+	VMASKMOVPS      (DI)(R10*1), Y15, Y5
+	VFMADD231PS     Y5, Y10, Y1
+	VMASKMOVPS      (DX)(R10*2), Y15, Y6
+	VMULPS          Y6, Y10, Y6
+	VMASKMOVPS      Y6, Y15, (R12)(R10*2)
+	VMASKMOVPS      (AX)(R10*2), Y15, Y6
+	VFMADD231PS     Y6, Y9, Y2
+	VMASKMOVPS      (DI)(R10*2), Y15, Y6
+	VFMADD231PS     Y6, Y10, Y2
+	VMASKMOVPS      (DX)(R11*1), Y15, Y7
+	VMULPS          Y7, Y10, Y7
+	VMASKMOVPS      Y7, Y15, (R12)(R11*1)
+	VMASKMOVPS      (AX)(R11*1), Y15, Y7
+	VFMADD231PS     Y7, Y9, Y3
+	VMASKMOVPS      (DI)(R11*1), Y15, Y7
+	VFMADD231PS     Y7, Y10, Y3
+groups:
+	MOVQ            x+24(FP), DI
+	MOVQ            t+56(FP), DX
+	MOVQ            ldx+88(FP), R12
+	LEAQ            (R12)(R12*2), R13
+	MOVQ            ng+64(FP), CX
+group:
+	VPXOR           Y4, Y4, Y4
+	VPXOR           Y5, Y5, Y5
+	VPXOR           Y6, Y6, Y6
+	VPXOR           Y7, Y7, Y7
+	MOVQ            cpg+72(FP), AX
+step:
+	VBROADCASTI128  (SI), Y8
+	VPSRLVD         Y12, Y8, Y8
+	VPAND           Y11, Y8, Y8
+	VPDPBUSD        (DI), Y8, Y4
+	VPDPBUSD        (DI)(R12*1), Y8, Y5
+	VPDPBUSD        (DI)(R12*2), Y8, Y6
+	VPDPBUSD        (DI)(R13*1), Y8, Y7
+	ADDQ            $32, DI
+	ADDQ            $16, SI
+	DECQ            AX
+	JNZ             step
+	VCVTDQ2PS       Y4, Y4
+	VBROADCASTSS    (DX), Y10
+	VFMADD231PS     Y10, Y4, Y0
+	VCVTDQ2PS       Y5, Y5
+	VBROADCASTSS    (DX)(R10*1), Y10
+	VFMADD231PS     Y10, Y5, Y1
+	VCVTDQ2PS       Y6, Y6
+	VBROADCASTSS    (DX)(R10*2), Y10
+	VFMADD231PS     Y10, Y6, Y2
+	VCVTDQ2PS       Y7, Y7
+	VBROADCASTSS    (DX)(R11*1), Y10
+	VFMADD231PS     Y10, Y7, Y3
+	ADDQ            $4, DX
+	DECQ            CX
+	JNZ             group
+sum:
+	MOVQ            ldo+104(FP), AX
+	SHLQ            $2, AX
+	LEAQ            (AX)(AX*2), CX
+	VEXTRACTF128    $1, Y0, X9
+	VADDPS          X9, X0, X0
+	VHADDPS         X0, X0, X0
+	VHADDPS         X0, X0, X0
+	VMOVSS          X0, (R9)
+	VEXTRACTF128    $1, Y1, X9
+	VADDPS          X9, X1, X1
+	VHADDPS         X1, X1, X1
+	VHADDPS         X1, X1, X1
+	VMOVSS          X1, (R9)(AX*1)
+	VEXTRACTF128    $1, Y2, X9
+	VADDPS          X9, X2, X2
+	VHADDPS         X2, X2, X2
+	VHADDPS         X2, X2, X2
+	VMOVSS          X2, (R9)(AX*2)
+	VEXTRACTF128    $1, Y3, X9
+	VADDPS          X9, X3, X3
+	VHADDPS         X3, X3, X3
+	VHADDPS         X3, X3, X3
+	VMOVSS          X3, (R9)(CX*1)
+	ADDQ            $4, R9
+	DECQ            n+80(FP)
+	JNZ             row
+	VZEROUPPER      
+	RET             
+
+// func i8a4Tile1g32VNNI(w *byte, s, b *float32, x *byte, d, xs, xr, t *float32, ng, cpg, n, ldx int, out *float32, ldo int)
+TEXT ·i8a4Tile1g32VNNI(SB), NOSPLIT, $0-112
+	MOVQ            w+0(FP), SI
+	MOVQ            s+8(FP), BX
+	MOVQ            b+16(FP), R8
+	MOVQ            out+96(FP), R9
+	MOVQ            ng+64(FP), R10
+	SHLQ            $2, R10
+	LEAQ            (R10)(R10*2), R11
+	VMOVDQU         i8m4<>(SB), Y11
+	VMOVDQU         i8sh4<>(SB), Y12
+row:
+	VXORPS          Y0, Y0, Y0
+	VXORPS          Y1, Y1, Y1
+	VXORPS          Y2, Y2, Y2
+	VXORPS          Y3, Y3, Y3
+	MOVQ            d+32(FP), DX
+	MOVQ            xs+40(FP), AX
+	MOVQ            xr+48(FP), DI
+	MOVQ            t+56(FP), R12
+	MOVQ            ng+64(FP), CX
+	SHRQ            $3, CX
+	JZ              tail
+pro8:
+	VMOVUPS         (BX), Y10
+	VMOVUPS         (R8), Y9
+	VMULPS          (DX), Y10, Y4
+	VMOVUPS         Y4, (R12)
+	VFMADD231PS     (AX), Y9, Y0
+	VFMADD231PS     (DI), Y10, Y0
+	ADDQ            $32, BX
+	ADDQ            $32, R8
+	ADDQ            $32, DX
+	ADDQ            $32, AX
+	ADDQ            $32, DI
+	ADDQ            $32, R12
+	DECQ            CX
+	JNZ             pro8
+tail:
+	MOVQ            ng+64(FP), CX
+	ANDQ            $7, CX
+	JZ              groups
+	SHLQ            $2, CX
+	NEGQ            CX
+	LEAQ            i8tail<>(SB), R13
+	VMOVDQU         32(R13)(CX*1), Y15
+	VMASKMOVPS      (BX), Y15, Y10
+	VMASKMOVPS      (R8), Y15, Y9
+	SUBQ            CX, BX
+	SUBQ            CX, R8
+	VMASKMOVPS      (DX), Y15, Y4
+	VMULPS          Y4, Y10, Y4
+	VMASKMOVPS      Y4, Y15, (R12)
+	VMASKMOVPS      (AX), Y15, Y4
+	VFMADD231PS     Y4, Y9, Y0
+	VMASKMOVPS      (DI), Y15, Y4
+	VFMADD231PS     Y4, Y10, Y0
+groups:
+	MOVQ            x+24(FP), DI
+	MOVQ            t+56(FP), DX
+	MOVQ            ldx+88(FP), R12
+	LEAQ            (R12)(R12*2), R13
+	MOVQ            ng+64(FP), CX
+	SHRQ            $2, CX
+	JZ              rest
+group4:
+	VPXOR           Y4, Y4, Y4
+	VBROADCASTI128  (SI), Y8
+	VPSRLVD         Y12, Y8, Y8
+	VPAND           Y11, Y8, Y8
+	VPDPBUSD        (DI), Y8, Y4
+	ADDQ            $32, DI
+	ADDQ            $16, SI
+	VCVTDQ2PS       Y4, Y4
+	VBROADCASTSS    (DX), Y10
+	VFMADD231PS     Y10, Y4, Y0
+	ADDQ            $4, DX
+	VPXOR           Y5, Y5, Y5
+	VBROADCASTI128  (SI), Y8
+	VPSRLVD         Y12, Y8, Y8
+	VPAND           Y11, Y8, Y8
+	VPDPBUSD        (DI), Y8, Y5
+	ADDQ            $32, DI
+	ADDQ            $16, SI
+	VCVTDQ2PS       Y5, Y5
+	VBROADCASTSS    (DX), Y10
+	VFMADD231PS     Y10, Y5, Y1
+	ADDQ            $4, DX
+	VPXOR           Y6, Y6, Y6
+	VBROADCASTI128  (SI), Y8
+	VPSRLVD         Y12, Y8, Y8
+	VPAND           Y11, Y8, Y8
+	VPDPBUSD        (DI), Y8, Y6
+	ADDQ            $32, DI
+	ADDQ            $16, SI
+	VCVTDQ2PS       Y6, Y6
+	VBROADCASTSS    (DX), Y10
+	VFMADD231PS     Y10, Y6, Y2
+	ADDQ            $4, DX
+	VPXOR           Y7, Y7, Y7
+	VBROADCASTI128  (SI), Y8
+	VPSRLVD         Y12, Y8, Y8
+	VPAND           Y11, Y8, Y8
+	VPDPBUSD        (DI), Y8, Y7
+	ADDQ            $32, DI
+	ADDQ            $16, SI
+	VCVTDQ2PS       Y7, Y7
+	VBROADCASTSS    (DX), Y10
+	VFMADD231PS     Y10, Y7, Y3
+	ADDQ            $4, DX
+	DECQ            CX
+	JNZ             group4
+rest:
+	MOVQ            ng+64(FP), CX
+	ANDQ            $3, CX
+	JZ              sum
+group:
+	VPXOR           Y4, Y4, Y4
+	VBROADCASTI128  (SI), Y8
+	VPSRLVD         Y12, Y8, Y8
+	VPAND           Y11, Y8, Y8
+	VPDPBUSD        (DI), Y8, Y4
+	ADDQ            $32, DI
+	ADDQ            $16, SI
+	VCVTDQ2PS       Y4, Y4
+	VBROADCASTSS    (DX), Y10
+	VFMADD231PS     Y10, Y4, Y0
+	ADDQ            $4, DX
+	DECQ            CX
+	JNZ             group
+sum:
+	VADDPS          Y1, Y0, Y0
+	VADDPS          Y3, Y2, Y2
+	VADDPS          Y2, Y0, Y0
+	MOVQ            ldo+104(FP), AX
+	SHLQ            $2, AX
+	LEAQ            (AX)(AX*2), CX
+	VEXTRACTF128    $1, Y0, X9
+	VADDPS          X9, X0, X0
+	VHADDPS         X0, X0, X0
+	VHADDPS         X0, X0, X0
+	VMOVSS          X0, (R9)
+	ADDQ            $4, R9
+	DECQ            n+80(FP)
+	JNZ             row
+	VZEROUPPER      
+	RET             
+
+// func i8a4Tile4g32VNNI(w *byte, s, b *float32, x *byte, d, xs, xr, t *float32, ng, cpg, n, ldx int, out *float32, ldo int)
+TEXT ·i8a4Tile4g32VNNI(SB), NOSPLIT, $0-112
+	MOVQ            w+0(FP), SI
+	MOVQ            s+8(FP), BX
+	MOVQ            b+16(FP), R8
+	MOVQ            out+96(FP), R9
+	MOVQ            ng+64(FP), R10
+	SHLQ            $2, R10
+	LEAQ            (R10)(R10*2), R11
+	VMOVDQU         i8m4<>(SB), Y11
+	VMOVDQU         i8sh4<>(SB), Y12
+row:
+	VXORPS          Y0, Y0, Y0
+	VXORPS          Y1, Y1, Y1
+	VXORPS          Y2, Y2, Y2
+	VXORPS          Y3, Y3, Y3
+	MOVQ            d+32(FP), DX
+	MOVQ            xs+40(FP), AX
+	MOVQ            xr+48(FP), DI
+	MOVQ            t+56(FP), R12
+	MOVQ            ng+64(FP), CX
+	SHRQ            $3, CX
+	JZ              tail
+pro8:
+	VMOVUPS         (BX), Y10
+	VMOVUPS         (R8), Y9
+	VMULPS          (DX), Y10, Y4
+	VMOVUPS         Y4, (R12)
+	VFMADD231PS     (AX), Y9, Y0
+	VFMADD231PS     (DI), Y10, Y0
+	VMULPS          (DX)(R10*1), Y10, Y5
+	VMOVUPS         Y5, (R12)(R10*1)
+	VFMADD231PS     (AX)(R10*1), Y9, Y1
+	VFMADD231PS     (DI)(R10*1), Y10, Y1
+	VMULPS          (DX)(R10*2), Y10, Y6
+	VMOVUPS         Y6, (R12)(R10*2)
+	VFMADD231PS     (AX)(R10*2), Y9, Y2
+	VFMADD231PS     (DI)(R10*2), Y10, Y2
+	VMULPS          (DX)(R11*1), Y10, Y7
+	VMOVUPS         Y7, (R12)(R11*1)
+	VFMADD231PS     (AX)(R11*1), Y9, Y3
+	VFMADD231PS     (DI)(R11*1), Y10, Y3
+	ADDQ            $32, BX
+	ADDQ            $32, R8
+	ADDQ            $32, DX
+	ADDQ            $32, AX
+	ADDQ            $32, DI
+	ADDQ            $32, R12
+	DECQ            CX
+	JNZ             pro8
+tail:
+	MOVQ            ng+64(FP), CX
+	ANDQ            $7, CX
+	JZ              groups
+	SHLQ            $2, CX
+	NEGQ            CX
+	LEAQ            i8tail<>(SB), R13
+	VMOVDQU         32(R13)(CX*1), Y15
+	VMASKMOVPS      (BX), Y15, Y10
+	VMASKMOVPS      (R8), Y15, Y9
+	SUBQ            CX, BX
+	SUBQ            CX, R8
+	VMASKMOVPS      (DX), Y15, Y4
+	VMULPS          Y4, Y10, Y4
+	VMASKMOVPS      Y4, Y15, (R12)
+	VMASKMOVPS      (AX), Y15, Y4
+	VFMADD231PS     Y4, Y9, Y0
+	VMASKMOVPS      (DI), Y15, Y4
+	VFMADD231PS     Y4, Y10, Y0
+	VMASKMOVPS      (DX)(R10*1), Y15, Y5
+	VMULPS          Y5, Y10, Y5
+	VMASKMOVPS      Y5, Y15, (R12)(R10*1)
+	VMASKMOVPS      (AX)(R10*1), Y15, Y5
+	VFMADD231PS     Y5, Y9, Y1
+	VMASKMOVPS      (DI)(R10*1), Y15, Y5
+	VFMADD231PS     Y5, Y10, Y1
+	VMASKMOVPS      (DX)(R10*2), Y15, Y6
+	VMULPS          Y6, Y10, Y6
+	VMASKMOVPS      Y6, Y15, (R12)(R10*2)
+	VMASKMOVPS      (AX)(R10*2), Y15, Y6
+	VFMADD231PS     Y6, Y9, Y2
+	VMASKMOVPS      (DI)(R10*2), Y15, Y6
+	VFMADD231PS     Y6, Y10, Y2
+	VMASKMOVPS      (DX)(R11*1), Y15, Y7
+	VMULPS          Y7, Y10, Y7
+	VMASKMOVPS      Y7, Y15, (R12)(R11*1)
+	VMASKMOVPS      (AX)(R11*1), Y15, Y7
+	VFMADD231PS     Y7, Y9, Y3
+	VMASKMOVPS      (DI)(R11*1), Y15, Y7
+	VFMADD231PS     Y7, Y10, Y3
+groups:
+	MOVQ            x+24(FP), DI
+	MOVQ            t+56(FP), DX
+	MOVQ            ldx+88(FP), R12
+	LEAQ            (R12)(R12*2), R13
+	MOVQ            ng+64(FP), CX
+group:
+	VPXOR           Y4, Y4, Y4
+	VPXOR           Y5, Y5, Y5
+	VPXOR           Y6, Y6, Y6
+	VPXOR           Y7, Y7, Y7
+	VBROADCASTI128  (SI), Y8
+	VPSRLVD         Y12, Y8, Y8
+	VPAND           Y11, Y8, Y8
+	VPDPBUSD        (DI), Y8, Y4
+	VPDPBUSD        (DI)(R12*1), Y8, Y5
+	VPDPBUSD        (DI)(R12*2), Y8, Y6
+	VPDPBUSD        (DI)(R13*1), Y8, Y7
+	ADDQ            $32, DI
+	ADDQ            $16, SI
+	VCVTDQ2PS       Y4, Y4
+	VBROADCASTSS    (DX), Y10
+	VFMADD231PS     Y10, Y4, Y0
+	VCVTDQ2PS       Y5, Y5
+	VBROADCASTSS    (DX)(R10*1), Y10
+	VFMADD231PS     Y10, Y5, Y1
+	VCVTDQ2PS       Y6, Y6
+	VBROADCASTSS    (DX)(R10*2), Y10
+	VFMADD231PS     Y10, Y6, Y2
+	VCVTDQ2PS       Y7, Y7
+	VBROADCASTSS    (DX)(R11*1), Y10
+	VFMADD231PS     Y10, Y7, Y3
+	ADDQ            $4, DX
+	DECQ            CX
+	JNZ             group
+sum:
+	MOVQ            ldo+104(FP), AX
+	SHLQ            $2, AX
+	LEAQ            (AX)(AX*2), CX
+	VEXTRACTF128    $1, Y0, X9
+	VADDPS          X9, X0, X0
+	VHADDPS         X0, X0, X0
+	VHADDPS         X0, X0, X0
+	VMOVSS          X0, (R9)
+	VEXTRACTF128    $1, Y1, X9
+	VADDPS          X9, X1, X1
+	VHADDPS         X1, X1, X1
+	VHADDPS         X1, X1, X1
+	VMOVSS          X1, (R9)(AX*1)
+	VEXTRACTF128    $1, Y2, X9
+	VADDPS          X9, X2, X2
+	VHADDPS         X2, X2, X2
+	VHADDPS         X2, X2, X2
+	VMOVSS          X2, (R9)(AX*2)
+	VEXTRACTF128    $1, Y3, X9
+	VADDPS          X9, X3, X3
+	VHADDPS         X3, X3, X3
+	VHADDPS         X3, X3, X3
+	VMOVSS          X3, (R9)(CX*1)
+	ADDQ            $4, R9
+	DECQ            n+80(FP)
+	JNZ             row
+	VZEROUPPER      
+	RET             
+
+// func i8a5Tile1VNNI(w *byte, s, b *float32, x *byte, d, xs, xr, t *float32, ng, cpg, n, ldx int, out *float32, ldo int)
+TEXT ·i8a5Tile1VNNI(SB), NOSPLIT, $0-112
+	MOVQ            w+0(FP), SI
+	MOVQ            s+8(FP), BX
+	MOVQ            b+16(FP), R8
+	MOVQ            out+96(FP), R9
+	MOVQ            ng+64(FP), R10
+	SHLQ            $2, R10
+	LEAQ            (R10)(R10*2), R11
+	VMOVDQU         i8w5shuf0<>(SB), Y11
+	VMOVDQU         i8w5shuf1<>(SB), Y12
+	VMOVDQU         i8w5mul<>(SB), Y13
+	VMOVDQU         i8w5mask<>(SB), Y14
+row:
+	VXORPS          Y0, Y0, Y0
+	VXORPS          Y1, Y1, Y1
+	VXORPS          Y2, Y2, Y2
+	VXORPS          Y3, Y3, Y3
+	MOVQ            d+32(FP), DX
+	MOVQ            xs+40(FP), AX
+	MOVQ            xr+48(FP), DI
+	MOVQ            t+56(FP), R12
+	MOVQ            ng+64(FP), CX
+	SHRQ            $3, CX
+	JZ              tail
+pro8:
+	VMOVUPS         (BX), Y10
+	VMOVUPS         (R8), Y9
+	VMULPS          (DX), Y10, Y4
+	VMOVUPS         Y4, (R12)
+	VFMADD231PS     (AX), Y9, Y0
+	VFMADD231PS     (DI), Y10, Y0
+	ADDQ            $32, BX
+	ADDQ            $32, R8
+	ADDQ            $32, DX
+	ADDQ            $32, AX
+	ADDQ            $32, DI
+	ADDQ            $32, R12
+	DECQ            CX
+	JNZ             pro8
+tail:
+	MOVQ            ng+64(FP), CX
+	ANDQ            $7, CX
+	JZ              groups
+	SHLQ            $2, CX
+	NEGQ            CX
+	LEAQ            i8tail<>(SB), R13
+	VMOVDQU         32(R13)(CX*1), Y15
+	VMASKMOVPS      (BX), Y15, Y10
+	VMASKMOVPS      (R8), Y15, Y9
+	SUBQ            CX, BX
+	SUBQ            CX, R8
+	VMASKMOVPS      (DX), Y15, Y4
+	VMULPS          Y4, Y10, Y4
+	VMASKMOVPS      Y4, Y15, (R12)
+	VMASKMOVPS      (AX), Y15, Y4
+	VFMADD231PS     Y4, Y9, Y0
+	VMASKMOVPS      (DI), Y15, Y4
+	VFMADD231PS     Y4, Y10, Y0
+groups:
+	MOVQ            x+24(FP), DI
+	MOVQ            t+56(FP), DX
+	MOVQ            ldx+88(FP), R12
+	LEAQ            (R12)(R12*2), R13
+	MOVQ            ng+64(FP), CX
+	SHRQ            $2, CX
+	JZ              rest
+group4:
+	VPXOR           Y4, Y4, Y4
+	MOVQ            cpg+72(FP), AX
+step0:
+	VBROADCASTI128  (SI), Y8
+	VPSHUFB         Y11, Y8, Y8
+	VPMULLW         Y13, Y8, Y8
+	VPAND           Y14, Y8, Y8
+	VPDPWSSD        (DI), Y8, Y4
+	VBROADCASTI128  4(SI), Y8
+	VPSHUFB         Y12, Y8, Y8
+	VPMULLW         Y13, Y8, Y8
+	VPAND           Y14, Y8, Y8
+	VPDPWSSD        32(DI), Y8, Y4
+	ADDQ            $64, DI
+	ADDQ            $20, SI
+	DECQ            AX
+	JNZ             step0
+	VCVTDQ2PS       Y4, Y4
+	VBROADCASTSS    (DX), Y10
+	VFMADD231PS     Y10, Y4, Y0
+	ADDQ            $4, DX
+	VPXOR           Y5, Y5, Y5
+	MOVQ            cpg+72(FP), AX
+step1:
+	VBROADCASTI128  (SI), Y8
+	VPSHUFB         Y11, Y8, Y8
+	VPMULLW         Y13, Y8, Y8
+	VPAND           Y14, Y8, Y8
+	VPDPWSSD        (DI), Y8, Y5
+	VBROADCASTI128  4(SI), Y8
+	VPSHUFB         Y12, Y8, Y8
+	VPMULLW         Y13, Y8, Y8
+	VPAND           Y14, Y8, Y8
+	VPDPWSSD        32(DI), Y8, Y5
+	ADDQ            $64, DI
+	ADDQ            $20, SI
+	DECQ            AX
+	JNZ             step1
+	VCVTDQ2PS       Y5, Y5
+	VBROADCASTSS    (DX), Y10
+	VFMADD231PS     Y10, Y5, Y1
+	ADDQ            $4, DX
+	VPXOR           Y6, Y6, Y6
+	MOVQ            cpg+72(FP), AX
+step2:
+	VBROADCASTI128  (SI), Y8
+	VPSHUFB         Y11, Y8, Y8
+	VPMULLW         Y13, Y8, Y8
+	VPAND           Y14, Y8, Y8
+	VPDPWSSD        (DI), Y8, Y6
+	VBROADCASTI128  4(SI), Y8
+	VPSHUFB         Y12, Y8, Y8
+	VPMULLW         Y13, Y8, Y8
+	VPAND           Y14, Y8, Y8
+	VPDPWSSD        32(DI), Y8, Y6
+	ADDQ            $64, DI
+	ADDQ            $20, SI
+	DECQ            AX
+	JNZ             step2
+	VCVTDQ2PS       Y6, Y6
+	VBROADCASTSS    (DX), Y10
+	VFMADD231PS     Y10, Y6, Y2
+	ADDQ            $4, DX
+	VPXOR           Y7, Y7, Y7
+	MOVQ            cpg+72(FP), AX
+step3:
+	VBROADCASTI128  (SI), Y8
+	VPSHUFB         Y11, Y8, Y8
+	VPMULLW         Y13, Y8, Y8
+	VPAND           Y14, Y8, Y8
+	VPDPWSSD        (DI), Y8, Y7
+	VBROADCASTI128  4(SI), Y8
+	VPSHUFB         Y12, Y8, Y8
+	VPMULLW         Y13, Y8, Y8
+	VPAND           Y14, Y8, Y8
+	VPDPWSSD        32(DI), Y8, Y7
+	ADDQ            $64, DI
+	ADDQ            $20, SI
+	DECQ            AX
+	JNZ             step3
+	VCVTDQ2PS       Y7, Y7
+	VBROADCASTSS    (DX), Y10
+	VFMADD231PS     Y10, Y7, Y3
+	ADDQ            $4, DX
+	DECQ            CX
+	JNZ             group4
+rest:
+	MOVQ            ng+64(FP), CX
+	ANDQ            $3, CX
+	JZ              sum
+group:
+	VPXOR           Y4, Y4, Y4
+	MOVQ            cpg+72(FP), AX
+step:
+	VBROADCASTI128  (SI), Y8
+	VPSHUFB         Y11, Y8, Y8
+	VPMULLW         Y13, Y8, Y8
+	VPAND           Y14, Y8, Y8
+	VPDPWSSD        (DI), Y8, Y4
+	VBROADCASTI128  4(SI), Y8
+	VPSHUFB         Y12, Y8, Y8
+	VPMULLW         Y13, Y8, Y8
+	VPAND           Y14, Y8, Y8
+	VPDPWSSD        32(DI), Y8, Y4
+	ADDQ            $64, DI
+	ADDQ            $20, SI
+	DECQ            AX
+	JNZ             step
+	VCVTDQ2PS       Y4, Y4
+	VBROADCASTSS    (DX), Y10
+	VFMADD231PS     Y10, Y4, Y0
+	ADDQ            $4, DX
+	DECQ            CX
+	JNZ             group
+sum:
+	VADDPS          Y1, Y0, Y0
+	VADDPS          Y3, Y2, Y2
+	VADDPS          Y2, Y0, Y0
+	MOVQ            ldo+104(FP), AX
+	SHLQ            $2, AX
+	LEAQ            (AX)(AX*2), CX
+	VEXTRACTF128    $1, Y0, X9
+	VADDPS          X9, X0, X0
+	VHADDPS         X0, X0, X0
+	VHADDPS         X0, X0, X0
+	VMOVSS          X0, (R9)
+	ADDQ            $4, R9
+	DECQ            n+80(FP)
+	JNZ             row
+	VZEROUPPER      
+	RET             
+
+// func i8a5Tile4VNNI(w *byte, s, b *float32, x *byte, d, xs, xr, t *float32, ng, cpg, n, ldx int, out *float32, ldo int)
+TEXT ·i8a5Tile4VNNI(SB), NOSPLIT, $0-112
+	MOVQ            w+0(FP), SI
+	MOVQ            s+8(FP), BX
+	MOVQ            b+16(FP), R8
+	MOVQ            out+96(FP), R9
+	MOVQ            ng+64(FP), R10
+	SHLQ            $2, R10
+	LEAQ            (R10)(R10*2), R11
+	VMOVDQU         i8w5shuf0<>(SB), Y11
+	VMOVDQU         i8w5shuf1<>(SB), Y12
+	VMOVDQU         i8w5mul<>(SB), Y13
+	VMOVDQU         i8w5mask<>(SB), Y14
+row:
+	VXORPS          Y0, Y0, Y0
+	VXORPS          Y1, Y1, Y1
+	VXORPS          Y2, Y2, Y2
+	VXORPS          Y3, Y3, Y3
+	MOVQ            d+32(FP), DX
+	MOVQ            xs+40(FP), AX
+	MOVQ            xr+48(FP), DI
+	MOVQ            t+56(FP), R12
+	MOVQ            ng+64(FP), CX
+	SHRQ            $3, CX
+	JZ              tail
+pro8:
+	VMOVUPS         (BX), Y10
+	VMOVUPS         (R8), Y9
+	VMULPS          (DX), Y10, Y4
+	VMOVUPS         Y4, (R12)
+	VFMADD231PS     (AX), Y9, Y0
+	VFMADD231PS     (DI), Y10, Y0
+	VMULPS          (DX)(R10*1), Y10, Y5
+	VMOVUPS         Y5, (R12)(R10*1)
+	VFMADD231PS     (AX)(R10*1), Y9, Y1
+	VFMADD231PS     (DI)(R10*1), Y10, Y1
+	VMULPS          (DX)(R10*2), Y10, Y6
+	VMOVUPS         Y6, (R12)(R10*2)
+	VFMADD231PS     (AX)(R10*2), Y9, Y2
+	VFMADD231PS     (DI)(R10*2), Y10, Y2
+	VMULPS          (DX)(R11*1), Y10, Y7
+	VMOVUPS         Y7, (R12)(R11*1)
+	VFMADD231PS     (AX)(R11*1), Y9, Y3
+	VFMADD231PS     (DI)(R11*1), Y10, Y3
+	ADDQ            $32, BX
+	ADDQ            $32, R8
+	ADDQ            $32, DX
+	ADDQ            $32, AX
+	ADDQ            $32, DI
+	ADDQ            $32, R12
+	DECQ            CX
+	JNZ             pro8
+tail:
+	MOVQ            ng+64(FP), CX
+	ANDQ            $7, CX
+	JZ              groups
+	SHLQ            $2, CX
+	NEGQ            CX
+	LEAQ            i8tail<>(SB), R13
+	VMOVDQU         32(R13)(CX*1), Y15
+	VMASKMOVPS      (BX), Y15, Y10
+	VMASKMOVPS      (R8), Y15, Y9
+	SUBQ            CX, BX
+	SUBQ            CX, R8
+	VMASKMOVPS      (DX), Y15, Y4
+	VMULPS          Y4, Y10, Y4
+	VMASKMOVPS      Y4, Y15, (R12)
+	VMASKMOVPS      (AX), Y15, Y4
+	VFMADD231PS     Y4, Y9, Y0
+	VMASKMOVPS      (DI), Y15, Y4
+	VFMADD231PS     Y4, Y10, Y0
+	VMASKMOVPS      (DX)(R10*1), Y15, Y5
+	VMULPS          Y5, Y10, Y5
+	VMASKMOVPS      Y5, Y15, (R12)(R10*1)
+	VMASKMOVPS      (AX)(R10*1), Y15, Y5
+	VFMADD231PS     Y5, Y9, Y1
+	VMASKMOVPS      (DI)(R10*1), Y15, Y5
+	VFMADD231PS     Y5, Y10, Y1
+	VMASKMOVPS      (DX)(R10*2), Y15, Y6
+	VMULPS          Y6, Y10, Y6
+	VMASKMOVPS      Y6, Y15, (R12)(R10*2)
+	VMASKMOVPS      (AX)(R10*2), Y15, Y6
+	VFMADD231PS     Y6, Y9, Y2
+	VMASKMOVPS      (DI)(R10*2), Y15, Y6
+	VFMADD231PS     Y6, Y10, Y2
+	VMASKMOVPS      (DX)(R11*1), Y15, Y7
+	VMULPS          Y7, Y10, Y7
+	VMASKMOVPS      Y7, Y15, (R12)(R11*1)
+	VMASKMOVPS      (AX)(R11*1), Y15, Y7
+	VFMADD231PS     Y7, Y9, Y3
+	VMASKMOVPS      (DI)(R11*1), Y15, Y7
+	VFMADD231PS     Y7, Y10, Y3
+groups:
+	MOVQ            x+24(FP), DI
+	MOVQ            t+56(FP), DX
+	MOVQ            ldx+88(FP), R12
+	LEAQ            (R12)(R12*2), R13
+	MOVQ            ng+64(FP), CX
+group:
+	VPXOR           Y4, Y4, Y4
+	VPXOR           Y5, Y5, Y5
+	VPXOR           Y6, Y6, Y6
+	VPXOR           Y7, Y7, Y7
+	MOVQ            cpg+72(FP), AX
+step:
+	VBROADCASTI128  (SI), Y8
+	VPSHUFB         Y11, Y8, Y8
+	VPMULLW         Y13, Y8, Y8
+	VPAND           Y14, Y8, Y8
+	VPDPWSSD        (DI), Y8, Y4
+	VPDPWSSD        (DI)(R12*1), Y8, Y5
+	VPDPWSSD        (DI)(R12*2), Y8, Y6
+	VPDPWSSD        (DI)(R13*1), Y8, Y7
+	VBROADCASTI128  4(SI), Y8
+	VPSHUFB         Y12, Y8, Y8
+	VPMULLW         Y13, Y8, Y8
+	VPAND           Y14, Y8, Y8
+	VPDPWSSD        32(DI), Y8, Y4
+	VPDPWSSD        32(DI)(R12*1), Y8, Y5
+	VPDPWSSD        32(DI)(R12*2), Y8, Y6
+	VPDPWSSD        32(DI)(R13*1), Y8, Y7
+	ADDQ            $64, DI
+	ADDQ            $20, SI
+	DECQ            AX
+	JNZ             step
+	VCVTDQ2PS       Y4, Y4
+	VBROADCASTSS    (DX), Y10
+	VFMADD231PS     Y10, Y4, Y0
+	VCVTDQ2PS       Y5, Y5
+	VBROADCASTSS    (DX)(R10*1), Y10
+	VFMADD231PS     Y10, Y5, Y1
+	VCVTDQ2PS       Y6, Y6
+	VBROADCASTSS    (DX)(R10*2), Y10
+	VFMADD231PS     Y10, Y6, Y2
+	VCVTDQ2PS       Y7, Y7
+	VBROADCASTSS    (DX)(R11*1), Y10
+	VFMADD231PS     Y10, Y7, Y3
+	ADDQ            $4, DX
+	DECQ            CX
+	JNZ             group
+sum:
+	MOVQ            ldo+104(FP), AX
+	SHLQ            $2, AX
+	LEAQ            (AX)(AX*2), CX
+	VEXTRACTF128    $1, Y0, X9
+	VADDPS          X9, X0, X0
+	VHADDPS         X0, X0, X0
+	VHADDPS         X0, X0, X0
+	VMOVSS          X0, (R9)
+	VEXTRACTF128    $1, Y1, X9
+	VADDPS          X9, X1, X1
+	VHADDPS         X1, X1, X1
+	VHADDPS         X1, X1, X1
+	VMOVSS          X1, (R9)(AX*1)
+	VEXTRACTF128    $1, Y2, X9
+	VADDPS          X9, X2, X2
+	VHADDPS         X2, X2, X2
+	VHADDPS         X2, X2, X2
+	VMOVSS          X2, (R9)(AX*2)
+	VEXTRACTF128    $1, Y3, X9
+	VADDPS          X9, X3, X3
+	VHADDPS         X3, X3, X3
+	VHADDPS         X3, X3, X3
+	VMOVSS          X3, (R9)(CX*1)
+	ADDQ            $4, R9
+	DECQ            n+80(FP)
+	JNZ             row
+	VZEROUPPER      
+	RET             
+
+// func i8a5Tile1g32VNNI(w *byte, s, b *float32, x *byte, d, xs, xr, t *float32, ng, cpg, n, ldx int, out *float32, ldo int)
+TEXT ·i8a5Tile1g32VNNI(SB), NOSPLIT, $0-112
+	MOVQ            w+0(FP), SI
+	MOVQ            s+8(FP), BX
+	MOVQ            b+16(FP), R8
+	MOVQ            out+96(FP), R9
+	MOVQ            ng+64(FP), R10
+	SHLQ            $2, R10
+	LEAQ            (R10)(R10*2), R11
+	VMOVDQU         i8w5shuf0<>(SB), Y11
+	VMOVDQU         i8w5shuf1<>(SB), Y12
+	VMOVDQU         i8w5mul<>(SB), Y13
+	VMOVDQU         i8w5mask<>(SB), Y14
+row:
+	VXORPS          Y0, Y0, Y0
+	VXORPS          Y1, Y1, Y1
+	VXORPS          Y2, Y2, Y2
+	VXORPS          Y3, Y3, Y3
+	MOVQ            d+32(FP), DX
+	MOVQ            xs+40(FP), AX
+	MOVQ            xr+48(FP), DI
+	MOVQ            t+56(FP), R12
+	MOVQ            ng+64(FP), CX
+	SHRQ            $3, CX
+	JZ              tail
+pro8:
+	VMOVUPS         (BX), Y10
+	VMOVUPS         (R8), Y9
+	VMULPS          (DX), Y10, Y4
+	VMOVUPS         Y4, (R12)
+	VFMADD231PS     (AX), Y9, Y0
+	VFMADD231PS     (DI), Y10, Y0
+	ADDQ            $32, BX
+	ADDQ            $32, R8
+	ADDQ            $32, DX
+	ADDQ            $32, AX
+	ADDQ            $32, DI
+	ADDQ            $32, R12
+	DECQ            CX
+	JNZ             pro8
+tail:
+	MOVQ            ng+64(FP), CX
+	ANDQ            $7, CX
+	JZ              groups
+	SHLQ            $2, CX
+	NEGQ            CX
+	LEAQ            i8tail<>(SB), R13
+	VMOVDQU         32(R13)(CX*1), Y15
+	VMASKMOVPS      (BX), Y15, Y10
+	VMASKMOVPS      (R8), Y15, Y9
+	SUBQ            CX, BX
+	SUBQ            CX, R8
+	VMASKMOVPS      (DX), Y15, Y4
+	VMULPS          Y4, Y10, Y4
+	VMASKMOVPS      Y4, Y15, (R12)
+	VMASKMOVPS      (AX), Y15, Y4
+	VFMADD231PS     Y4, Y9, Y0
+	VMASKMOVPS      (DI), Y15, Y4
+	VFMADD231PS     Y4, Y10, Y0
+groups:
+	MOVQ            x+24(FP), DI
+	MOVQ            t+56(FP), DX
+	MOVQ            ldx+88(FP), R12
+	LEAQ            (R12)(R12*2), R13
+	MOVQ            ng+64(FP), CX
+	SHRQ            $2, CX
+	JZ              rest
+group4:
+	VPXOR           Y4, Y4, Y4
+	VBROADCASTI128  (SI), Y8
+	VPSHUFB         Y11, Y8, Y8
+	VPMULLW         Y13, Y8, Y8
+	VPAND           Y14, Y8, Y8
+	VPDPWSSD        (DI), Y8, Y4
+	VBROADCASTI128  4(SI), Y8
+	VPSHUFB         Y12, Y8, Y8
+	VPMULLW         Y13, Y8, Y8
+	VPAND           Y14, Y8, Y8
+	VPDPWSSD        32(DI), Y8, Y4
+	ADDQ            $64, DI
+	ADDQ            $20, SI
+	VCVTDQ2PS       Y4, Y4
+	VBROADCASTSS    (DX), Y10
+	VFMADD231PS     Y10, Y4, Y0
+	ADDQ            $4, DX
+	VPXOR           Y5, Y5, Y5
+	VBROADCASTI128  (SI), Y8
+	VPSHUFB         Y11, Y8, Y8
+	VPMULLW         Y13, Y8, Y8
+	VPAND           Y14, Y8, Y8
+	VPDPWSSD        (DI), Y8, Y5
+	VBROADCASTI128  4(SI), Y8
+	VPSHUFB         Y12, Y8, Y8
+	VPMULLW         Y13, Y8, Y8
+	VPAND           Y14, Y8, Y8
+	VPDPWSSD        32(DI), Y8, Y5
+	ADDQ            $64, DI
+	ADDQ            $20, SI
+	VCVTDQ2PS       Y5, Y5
+	VBROADCASTSS    (DX), Y10
+	VFMADD231PS     Y10, Y5, Y1
+	ADDQ            $4, DX
+	VPXOR           Y6, Y6, Y6
+	VBROADCASTI128  (SI), Y8
+	VPSHUFB         Y11, Y8, Y8
+	VPMULLW         Y13, Y8, Y8
+	VPAND           Y14, Y8, Y8
+	VPDPWSSD        (DI), Y8, Y6
+	VBROADCASTI128  4(SI), Y8
+	VPSHUFB         Y12, Y8, Y8
+	VPMULLW         Y13, Y8, Y8
+	VPAND           Y14, Y8, Y8
+	VPDPWSSD        32(DI), Y8, Y6
+	ADDQ            $64, DI
+	ADDQ            $20, SI
+	VCVTDQ2PS       Y6, Y6
+	VBROADCASTSS    (DX), Y10
+	VFMADD231PS     Y10, Y6, Y2
+	ADDQ            $4, DX
+	VPXOR           Y7, Y7, Y7
+	VBROADCASTI128  (SI), Y8
+	VPSHUFB         Y11, Y8, Y8
+	VPMULLW         Y13, Y8, Y8
+	VPAND           Y14, Y8, Y8
+	VPDPWSSD        (DI), Y8, Y7
+	VBROADCASTI128  4(SI), Y8
+	VPSHUFB         Y12, Y8, Y8
+	VPMULLW         Y13, Y8, Y8
+	VPAND           Y14, Y8, Y8
+	VPDPWSSD        32(DI), Y8, Y7
+	ADDQ            $64, DI
+	ADDQ            $20, SI
+	VCVTDQ2PS       Y7, Y7
+	VBROADCASTSS    (DX), Y10
+	VFMADD231PS     Y10, Y7, Y3
+	ADDQ            $4, DX
+	DECQ            CX
+	JNZ             group4
+rest:
+	MOVQ            ng+64(FP), CX
+	ANDQ            $3, CX
+	JZ              sum
+group:
+	VPXOR           Y4, Y4, Y4
+	VBROADCASTI128  (SI), Y8
+	VPSHUFB         Y11, Y8, Y8
+	VPMULLW         Y13, Y8, Y8
+	VPAND           Y14, Y8, Y8
+	VPDPWSSD        (DI), Y8, Y4
+	VBROADCASTI128  4(SI), Y8
+	VPSHUFB         Y12, Y8, Y8
+	VPMULLW         Y13, Y8, Y8
+	VPAND           Y14, Y8, Y8
+	VPDPWSSD        32(DI), Y8, Y4
+	ADDQ            $64, DI
+	ADDQ            $20, SI
+	VCVTDQ2PS       Y4, Y4
+	VBROADCASTSS    (DX), Y10
+	VFMADD231PS     Y10, Y4, Y0
+	ADDQ            $4, DX
+	DECQ            CX
+	JNZ             group
+sum:
+	VADDPS          Y1, Y0, Y0
+	VADDPS          Y3, Y2, Y2
+	VADDPS          Y2, Y0, Y0
+	MOVQ            ldo+104(FP), AX
+	SHLQ            $2, AX
+	LEAQ            (AX)(AX*2), CX
+	VEXTRACTF128    $1, Y0, X9
+	VADDPS          X9, X0, X0
+	VHADDPS         X0, X0, X0
+	VHADDPS         X0, X0, X0
+	VMOVSS          X0, (R9)
+	ADDQ            $4, R9
+	DECQ            n+80(FP)
+	JNZ             row
+	VZEROUPPER      
+	RET             
+
+// func i8a5Tile4g32VNNI(w *byte, s, b *float32, x *byte, d, xs, xr, t *float32, ng, cpg, n, ldx int, out *float32, ldo int)
+TEXT ·i8a5Tile4g32VNNI(SB), NOSPLIT, $0-112
+	MOVQ            w+0(FP), SI
+	MOVQ            s+8(FP), BX
+	MOVQ            b+16(FP), R8
+	MOVQ            out+96(FP), R9
+	MOVQ            ng+64(FP), R10
+	SHLQ            $2, R10
+	LEAQ            (R10)(R10*2), R11
+	VMOVDQU         i8w5shuf0<>(SB), Y11
+	VMOVDQU         i8w5shuf1<>(SB), Y12
+	VMOVDQU         i8w5mul<>(SB), Y13
+	VMOVDQU         i8w5mask<>(SB), Y14
+row:
+	VXORPS          Y0, Y0, Y0
+	VXORPS          Y1, Y1, Y1
+	VXORPS          Y2, Y2, Y2
+	VXORPS          Y3, Y3, Y3
+	MOVQ            d+32(FP), DX
+	MOVQ            xs+40(FP), AX
+	MOVQ            xr+48(FP), DI
+	MOVQ            t+56(FP), R12
+	MOVQ            ng+64(FP), CX
+	SHRQ            $3, CX
+	JZ              tail
+pro8:
+	VMOVUPS         (BX), Y10
+	VMOVUPS         (R8), Y9
+	VMULPS          (DX), Y10, Y4
+	VMOVUPS         Y4, (R12)
+	VFMADD231PS     (AX), Y9, Y0
+	VFMADD231PS     (DI), Y10, Y0
+	VMULPS          (DX)(R10*1), Y10, Y5
+	VMOVUPS         Y5, (R12)(R10*1)
+	VFMADD231PS     (AX)(R10*1), Y9, Y1
+	VFMADD231PS     (DI)(R10*1), Y10, Y1
+	VMULPS          (DX)(R10*2), Y10, Y6
+	VMOVUPS         Y6, (R12)(R10*2)
+	VFMADD231PS     (AX)(R10*2), Y9, Y2
+	VFMADD231PS     (DI)(R10*2), Y10, Y2
+	VMULPS          (DX)(R11*1), Y10, Y7
+	VMOVUPS         Y7, (R12)(R11*1)
+	VFMADD231PS     (AX)(R11*1), Y9, Y3
+	VFMADD231PS     (DI)(R11*1), Y10, Y3
+	ADDQ            $32, BX
+	ADDQ            $32, R8
+	ADDQ            $32, DX
+	ADDQ            $32, AX
+	ADDQ            $32, DI
+	ADDQ            $32, R12
+	DECQ            CX
+	JNZ             pro8
+tail:
+	MOVQ            ng+64(FP), CX
+	ANDQ            $7, CX
+	JZ              groups
+	SHLQ            $2, CX
+	NEGQ            CX
+	LEAQ            i8tail<>(SB), R13
+	VMOVDQU         32(R13)(CX*1), Y15
+	VMASKMOVPS      (BX), Y15, Y10
+	VMASKMOVPS      (R8), Y15, Y9
+	SUBQ            CX, BX
+	SUBQ            CX, R8
+	VMASKMOVPS      (DX), Y15, Y4
+	VMULPS          Y4, Y10, Y4
+	VMASKMOVPS      Y4, Y15, (R12)
+	VMASKMOVPS      (AX), Y15, Y4
+	VFMADD231PS     Y4, Y9, Y0
+	VMASKMOVPS      (DI), Y15, Y4
+	VFMADD231PS     Y4, Y10, Y0
+	VMASKMOVPS      (DX)(R10*1), Y15, Y5
+	VMULPS          Y5, Y10, Y5
+	VMASKMOVPS      Y5, Y15, (R12)(R10*1)
+	VMASKMOVPS      (AX)(R10*1), Y15, Y5
+	VFMADD231PS     Y5, Y9, Y1
+	VMASKMOVPS      (DI)(R10*1), Y15, Y5
+	VFMADD231PS     Y5, Y10, Y1
+	VMASKMOVPS      (DX)(R10*2), Y15, Y6
+	VMULPS          Y6, Y10, Y6
+	VMASKMOVPS      Y6, Y15, (R12)(R10*2)
+	VMASKMOVPS      (AX)(R10*2), Y15, Y6
+	VFMADD231PS     Y6, Y9, Y2
+	VMASKMOVPS      (DI)(R10*2), Y15, Y6
+	VFMADD231PS     Y6, Y10, Y2
+	VMASKMOVPS      (DX)(R11*1), Y15, Y7
+	VMULPS          Y7, Y10, Y7
+	VMASKMOVPS      Y7, Y15, (R12)(R11*1)
+	VMASKMOVPS      (AX)(R11*1), Y15, Y7
+	VFMADD231PS     Y7, Y9, Y3
+	VMASKMOVPS      (DI)(R11*1), Y15, Y7
+	VFMADD231PS     Y7, Y10, Y3
+groups:
+	MOVQ            x+24(FP), DI
+	MOVQ            t+56(FP), DX
+	MOVQ            ldx+88(FP), R12
+	LEAQ            (R12)(R12*2), R13
+	MOVQ            ng+64(FP), CX
+group:
+	VPXOR           Y4, Y4, Y4
+	VPXOR           Y5, Y5, Y5
+	VPXOR           Y6, Y6, Y6
+	VPXOR           Y7, Y7, Y7
+	VBROADCASTI128  (SI), Y8
+	VPSHUFB         Y11, Y8, Y8
+	VPMULLW         Y13, Y8, Y8
+	VPAND           Y14, Y8, Y8
+	VPDPWSSD        (DI), Y8, Y4
+	VPDPWSSD        (DI)(R12*1), Y8, Y5
+	VPDPWSSD        (DI)(R12*2), Y8, Y6
+	VPDPWSSD        (DI)(R13*1), Y8, Y7
+	VBROADCASTI128  4(SI), Y8
+	VPSHUFB         Y12, Y8, Y8
+	VPMULLW         Y13, Y8, Y8
+	VPAND           Y14, Y8, Y8
+	VPDPWSSD        32(DI), Y8, Y4
+	VPDPWSSD        32(DI)(R12*1), Y8, Y5
+	VPDPWSSD        32(DI)(R12*2), Y8, Y6
+	VPDPWSSD        32(DI)(R13*1), Y8, Y7
+	ADDQ            $64, DI
+	ADDQ            $20, SI
+	VCVTDQ2PS       Y4, Y4
+	VBROADCASTSS    (DX), Y10
+	VFMADD231PS     Y10, Y4, Y0
+	VCVTDQ2PS       Y5, Y5
+	VBROADCASTSS    (DX)(R10*1), Y10
+	VFMADD231PS     Y10, Y5, Y1
+	VCVTDQ2PS       Y6, Y6
+	VBROADCASTSS    (DX)(R10*2), Y10
+	VFMADD231PS     Y10, Y6, Y2
+	VCVTDQ2PS       Y7, Y7
+	VBROADCASTSS    (DX)(R11*1), Y10
+	VFMADD231PS     Y10, Y7, Y3
+	ADDQ            $4, DX
+	DECQ            CX
+	JNZ             group
+sum:
+	MOVQ            ldo+104(FP), AX
+	SHLQ            $2, AX
+	LEAQ            (AX)(AX*2), CX
+	VEXTRACTF128    $1, Y0, X9
+	VADDPS          X9, X0, X0
+	VHADDPS         X0, X0, X0
+	VHADDPS         X0, X0, X0
+	VMOVSS          X0, (R9)
+	VEXTRACTF128    $1, Y1, X9
+	VADDPS          X9, X1, X1
+	VHADDPS         X1, X1, X1
+	VHADDPS         X1, X1, X1
+	VMOVSS          X1, (R9)(AX*1)
+	VEXTRACTF128    $1, Y2, X9
+	VADDPS          X9, X2, X2
+	VHADDPS         X2, X2, X2
+	VHADDPS         X2, X2, X2
+	VMOVSS          X2, (R9)(AX*2)
+	VEXTRACTF128    $1, Y3, X9
+	VADDPS          X9, X3, X3
+	VHADDPS         X3, X3, X3
+	VHADDPS         X3, X3, X3
+	VMOVSS          X3, (R9)(CX*1)
+	ADDQ            $4, R9
+	DECQ            n+80(FP)
+	JNZ             row
+	VZEROUPPER      
+	RET             
+
+// func i8a6Tile1VNNI(w *byte, s, b *float32, x *byte, d, xs, xr, t *float32, ng, cpg, n, ldx int, out *float32, ldo int)
+TEXT ·i8a6Tile1VNNI(SB), NOSPLIT, $0-112
+	MOVQ            w+0(FP), SI
+	MOVQ            s+8(FP), BX
+	MOVQ            b+16(FP), R8
+	MOVQ            out+96(FP), R9
+	MOVQ            ng+64(FP), R10
+	SHLQ            $2, R10
+	LEAQ            (R10)(R10*2), R11
+	VMOVDQU         i8w6shuf0<>(SB), Y11
+	VMOVDQU         i8w6shuf1<>(SB), Y12
+	VMOVDQU         i8w6mul<>(SB), Y13
+	VMOVDQU         i8w6mask<>(SB), Y14
+row:
+	VXORPS          Y0, Y0, Y0
+	VXORPS          Y1, Y1, Y1
+	VXORPS          Y2, Y2, Y2
+	VXORPS          Y3, Y3, Y3
+	MOVQ            d+32(FP), DX
+	MOVQ            xs+40(FP), AX
+	MOVQ            xr+48(FP), DI
+	MOVQ            t+56(FP), R12
+	MOVQ            ng+64(FP), CX
+	SHRQ            $3, CX
+	JZ              tail
+pro8:
+	VMOVUPS         (BX), Y10
+	VMOVUPS         (R8), Y9
+	VMULPS          (DX), Y10, Y4
+	VMOVUPS         Y4, (R12)
+	VFMADD231PS     (AX), Y9, Y0
+	VFMADD231PS     (DI), Y10, Y0
+	ADDQ            $32, BX
+	ADDQ            $32, R8
+	ADDQ            $32, DX
+	ADDQ            $32, AX
+	ADDQ            $32, DI
+	ADDQ            $32, R12
+	DECQ            CX
+	JNZ             pro8
+tail:
+	MOVQ            ng+64(FP), CX
+	ANDQ            $7, CX
+	JZ              groups
+	SHLQ            $2, CX
+	NEGQ            CX
+	LEAQ            i8tail<>(SB), R13
+	VMOVDQU         32(R13)(CX*1), Y15
+	VMASKMOVPS      (BX), Y15, Y10
+	VMASKMOVPS      (R8), Y15, Y9
+	SUBQ            CX, BX
+	SUBQ            CX, R8
+	VMASKMOVPS      (DX), Y15, Y4
+	VMULPS          Y4, Y10, Y4
+	VMASKMOVPS      Y4, Y15, (R12)
+	VMASKMOVPS      (AX), Y15, Y4
+	VFMADD231PS     Y4, Y9, Y0
+	VMASKMOVPS      (DI), Y15, Y4
+	VFMADD231PS     Y4, Y10, Y0
+groups:
+	MOVQ            x+24(FP), DI
+	MOVQ            t+56(FP), DX
+	MOVQ            ldx+88(FP), R12
+	LEAQ            (R12)(R12*2), R13
+	MOVQ            ng+64(FP), CX
+	SHRQ            $2, CX
+	JZ              rest
+group4:
+	VPXOR           Y4, Y4, Y4
+	MOVQ            cpg+72(FP), AX
+step0:
+	VBROADCASTI128  (SI), Y8
+	VPSHUFB         Y11, Y8, Y8
+	VPMULLW         Y13, Y8, Y8
+	VPAND           Y14, Y8, Y8
+	VPDPWSSD        (DI), Y8, Y4
+	VBROADCASTI128  8(SI), Y8
+	VPSHUFB         Y12, Y8, Y8
+	VPMULLW         Y13, Y8, Y8
+	VPAND           Y14, Y8, Y8
+	VPDPWSSD        32(DI), Y8, Y4
+	ADDQ            $64, DI
+	ADDQ            $24, SI
+	DECQ            AX
+	JNZ             step0
+	VCVTDQ2PS       Y4, Y4
+	VBROADCASTSS    (DX), Y10
+	VFMADD231PS     Y10, Y4, Y0
+	ADDQ            $4, DX
+	VPXOR           Y5, Y5, Y5
+	MOVQ            cpg+72(FP), AX
+step1:
+	VBROADCASTI128  (SI), Y8
+	VPSHUFB         Y11, Y8, Y8
+	VPMULLW         Y13, Y8, Y8
+	VPAND           Y14, Y8, Y8
+	VPDPWSSD        (DI), Y8, Y5
+	VBROADCASTI128  8(SI), Y8
+	VPSHUFB         Y12, Y8, Y8
+	VPMULLW         Y13, Y8, Y8
+	VPAND           Y14, Y8, Y8
+	VPDPWSSD        32(DI), Y8, Y5
+	ADDQ            $64, DI
+	ADDQ            $24, SI
+	DECQ            AX
+	JNZ             step1
+	VCVTDQ2PS       Y5, Y5
+	VBROADCASTSS    (DX), Y10
+	VFMADD231PS     Y10, Y5, Y1
+	ADDQ            $4, DX
+	VPXOR           Y6, Y6, Y6
+	MOVQ            cpg+72(FP), AX
+step2:
+	VBROADCASTI128  (SI), Y8
+	VPSHUFB         Y11, Y8, Y8
+	VPMULLW         Y13, Y8, Y8
+	VPAND           Y14, Y8, Y8
+	VPDPWSSD        (DI), Y8, Y6
+	VBROADCASTI128  8(SI), Y8
+	VPSHUFB         Y12, Y8, Y8
+	VPMULLW         Y13, Y8, Y8
+	VPAND           Y14, Y8, Y8
+	VPDPWSSD        32(DI), Y8, Y6
+	ADDQ            $64, DI
+	ADDQ            $24, SI
+	DECQ            AX
+	JNZ             step2
+	VCVTDQ2PS       Y6, Y6
+	VBROADCASTSS    (DX), Y10
+	VFMADD231PS     Y10, Y6, Y2
+	ADDQ            $4, DX
+	VPXOR           Y7, Y7, Y7
+	MOVQ            cpg+72(FP), AX
+step3:
+	VBROADCASTI128  (SI), Y8
+	VPSHUFB         Y11, Y8, Y8
+	VPMULLW         Y13, Y8, Y8
+	VPAND           Y14, Y8, Y8
+	VPDPWSSD        (DI), Y8, Y7
+	VBROADCASTI128  8(SI), Y8
+	VPSHUFB         Y12, Y8, Y8
+	VPMULLW         Y13, Y8, Y8
+	VPAND           Y14, Y8, Y8
+	VPDPWSSD        32(DI), Y8, Y7
+	ADDQ            $64, DI
+	ADDQ            $24, SI
+	DECQ            AX
+	JNZ             step3
+	VCVTDQ2PS       Y7, Y7
+	VBROADCASTSS    (DX), Y10
+	VFMADD231PS     Y10, Y7, Y3
+	ADDQ            $4, DX
+	DECQ            CX
+	JNZ             group4
+rest:
+	MOVQ            ng+64(FP), CX
+	ANDQ            $3, CX
+	JZ              sum
+group:
+	VPXOR           Y4, Y4, Y4
+	MOVQ            cpg+72(FP), AX
+step:
+	VBROADCASTI128  (SI), Y8
+	VPSHUFB         Y11, Y8, Y8
+	VPMULLW         Y13, Y8, Y8
+	VPAND           Y14, Y8, Y8
+	VPDPWSSD        (DI), Y8, Y4
+	VBROADCASTI128  8(SI), Y8
+	VPSHUFB         Y12, Y8, Y8
+	VPMULLW         Y13, Y8, Y8
+	VPAND           Y14, Y8, Y8
+	VPDPWSSD        32(DI), Y8, Y4
+	ADDQ            $64, DI
+	ADDQ            $24, SI
+	DECQ            AX
+	JNZ             step
+	VCVTDQ2PS       Y4, Y4
+	VBROADCASTSS    (DX), Y10
+	VFMADD231PS     Y10, Y4, Y0
+	ADDQ            $4, DX
+	DECQ            CX
+	JNZ             group
+sum:
+	VADDPS          Y1, Y0, Y0
+	VADDPS          Y3, Y2, Y2
+	VADDPS          Y2, Y0, Y0
+	MOVQ            ldo+104(FP), AX
+	SHLQ            $2, AX
+	LEAQ            (AX)(AX*2), CX
+	VEXTRACTF128    $1, Y0, X9
+	VADDPS          X9, X0, X0
+	VHADDPS         X0, X0, X0
+	VHADDPS         X0, X0, X0
+	VMOVSS          X0, (R9)
+	ADDQ            $4, R9
+	DECQ            n+80(FP)
+	JNZ             row
+	VZEROUPPER      
+	RET             
+
+// func i8a6Tile4VNNI(w *byte, s, b *float32, x *byte, d, xs, xr, t *float32, ng, cpg, n, ldx int, out *float32, ldo int)
+TEXT ·i8a6Tile4VNNI(SB), NOSPLIT, $0-112
+	MOVQ            w+0(FP), SI
+	MOVQ            s+8(FP), BX
+	MOVQ            b+16(FP), R8
+	MOVQ            out+96(FP), R9
+	MOVQ            ng+64(FP), R10
+	SHLQ            $2, R10
+	LEAQ            (R10)(R10*2), R11
+	VMOVDQU         i8w6shuf0<>(SB), Y11
+	VMOVDQU         i8w6shuf1<>(SB), Y12
+	VMOVDQU         i8w6mul<>(SB), Y13
+	VMOVDQU         i8w6mask<>(SB), Y14
+row:
+	VXORPS          Y0, Y0, Y0
+	VXORPS          Y1, Y1, Y1
+	VXORPS          Y2, Y2, Y2
+	VXORPS          Y3, Y3, Y3
+	MOVQ            d+32(FP), DX
+	MOVQ            xs+40(FP), AX
+	MOVQ            xr+48(FP), DI
+	MOVQ            t+56(FP), R12
+	MOVQ            ng+64(FP), CX
+	SHRQ            $3, CX
+	JZ              tail
+pro8:
+	VMOVUPS         (BX), Y10
+	VMOVUPS         (R8), Y9
+	VMULPS          (DX), Y10, Y4
+	VMOVUPS         Y4, (R12)
+	VFMADD231PS     (AX), Y9, Y0
+	VFMADD231PS     (DI), Y10, Y0
+	VMULPS          (DX)(R10*1), Y10, Y5
+	VMOVUPS         Y5, (R12)(R10*1)
+	VFMADD231PS     (AX)(R10*1), Y9, Y1
+	VFMADD231PS     (DI)(R10*1), Y10, Y1
+	VMULPS          (DX)(R10*2), Y10, Y6
+	VMOVUPS         Y6, (R12)(R10*2)
+	VFMADD231PS     (AX)(R10*2), Y9, Y2
+	VFMADD231PS     (DI)(R10*2), Y10, Y2
+	VMULPS          (DX)(R11*1), Y10, Y7
+	VMOVUPS         Y7, (R12)(R11*1)
+	VFMADD231PS     (AX)(R11*1), Y9, Y3
+	VFMADD231PS     (DI)(R11*1), Y10, Y3
+	ADDQ            $32, BX
+	ADDQ            $32, R8
+	ADDQ            $32, DX
+	ADDQ            $32, AX
+	ADDQ            $32, DI
+	ADDQ            $32, R12
+	DECQ            CX
+	JNZ             pro8
+tail:
+	MOVQ            ng+64(FP), CX
+	ANDQ            $7, CX
+	JZ              groups
+	SHLQ            $2, CX
+	NEGQ            CX
+	LEAQ            i8tail<>(SB), R13
+	VMOVDQU         32(R13)(CX*1), Y15
+	VMASKMOVPS      (BX), Y15, Y10
+	VMASKMOVPS      (R8), Y15, Y9
+	SUBQ            CX, BX
+	SUBQ            CX, R8
+	VMASKMOVPS      (DX), Y15, Y4
+	VMULPS          Y4, Y10, Y4
+	VMASKMOVPS      Y4, Y15, (R12)
+	VMASKMOVPS      (AX), Y15, Y4
+	VFMADD231PS     Y4, Y9, Y0
+	VMASKMOVPS      (DI), Y15, Y4
+	VFMADD231PS     Y4, Y10, Y0
+	VMASKMOVPS      (DX)(R10*1), Y15, Y5
+	VMULPS          Y5, Y10, Y5
+	VMASKMOVPS      Y5, Y15, (R12)(R10*1)
+	VMASKMOVPS      (AX)(R10*1), Y15, Y5
+	VFMADD231PS     Y5, Y9, Y1
+	VMASKMOVPS      (DI)(R10*1), Y15, Y5
+	VFMADD231PS     Y5, Y10, Y1
+	VMASKMOVPS      (DX)(R10*2), Y15, Y6
+	VMULPS          Y6, Y10, Y6
+	VMASKMOVPS      Y6, Y15, (R12)(R10*2)
+	VMASKMOVPS      (AX)(R10*2), Y15, Y6
+	VFMADD231PS     Y6, Y9, Y2
+	VMASKMOVPS      (DI)(R10*2), Y15, Y6
+	VFMADD231PS     Y6, Y10, Y2
+	VMASKMOVPS      (DX)(R11*1), Y15, Y7
+	VMULPS          Y7, Y10, Y7
+	VMASKMOVPS      Y7, Y15, (R12)(R11*1)
+	VMASKMOVPS      (AX)(R11*1), Y15, Y7
+	VFMADD231PS     Y7, Y9, Y3
+	VMASKMOVPS      (DI)(R11*1), Y15, Y7
+	VFMADD231PS     Y7, Y10, Y3
+groups:
+	MOVQ            x+24(FP), DI
+	MOVQ            t+56(FP), DX
+	MOVQ            ldx+88(FP), R12
+	LEAQ            (R12)(R12*2), R13
+	MOVQ            ng+64(FP), CX
+group:
+	VPXOR           Y4, Y4, Y4
+	VPXOR           Y5, Y5, Y5
+	VPXOR           Y6, Y6, Y6
+	VPXOR           Y7, Y7, Y7
+	MOVQ            cpg+72(FP), AX
+step:
+	VBROADCASTI128  (SI), Y8
+	VPSHUFB         Y11, Y8, Y8
+	VPMULLW         Y13, Y8, Y8
+	VPAND           Y14, Y8, Y8
+	VPDPWSSD        (DI), Y8, Y4
+	VPDPWSSD        (DI)(R12*1), Y8, Y5
+	VPDPWSSD        (DI)(R12*2), Y8, Y6
+	VPDPWSSD        (DI)(R13*1), Y8, Y7
+	VBROADCASTI128  8(SI), Y8
+	VPSHUFB         Y12, Y8, Y8
+	VPMULLW         Y13, Y8, Y8
+	VPAND           Y14, Y8, Y8
+	VPDPWSSD        32(DI), Y8, Y4
+	VPDPWSSD        32(DI)(R12*1), Y8, Y5
+	VPDPWSSD        32(DI)(R12*2), Y8, Y6
+	VPDPWSSD        32(DI)(R13*1), Y8, Y7
+	ADDQ            $64, DI
+	ADDQ            $24, SI
+	DECQ            AX
+	JNZ             step
+	VCVTDQ2PS       Y4, Y4
+	VBROADCASTSS    (DX), Y10
+	VFMADD231PS     Y10, Y4, Y0
+	VCVTDQ2PS       Y5, Y5
+	VBROADCASTSS    (DX)(R10*1), Y10
+	VFMADD231PS     Y10, Y5, Y1
+	VCVTDQ2PS       Y6, Y6
+	VBROADCASTSS    (DX)(R10*2), Y10
+	VFMADD231PS     Y10, Y6, Y2
+	VCVTDQ2PS       Y7, Y7
+	VBROADCASTSS    (DX)(R11*1), Y10
+	VFMADD231PS     Y10, Y7, Y3
+	ADDQ            $4, DX
+	DECQ            CX
+	JNZ             group
+sum:
+	MOVQ            ldo+104(FP), AX
+	SHLQ            $2, AX
+	LEAQ            (AX)(AX*2), CX
+	VEXTRACTF128    $1, Y0, X9
+	VADDPS          X9, X0, X0
+	VHADDPS         X0, X0, X0
+	VHADDPS         X0, X0, X0
+	VMOVSS          X0, (R9)
+	VEXTRACTF128    $1, Y1, X9
+	VADDPS          X9, X1, X1
+	VHADDPS         X1, X1, X1
+	VHADDPS         X1, X1, X1
+	VMOVSS          X1, (R9)(AX*1)
+	VEXTRACTF128    $1, Y2, X9
+	VADDPS          X9, X2, X2
+	VHADDPS         X2, X2, X2
+	VHADDPS         X2, X2, X2
+	VMOVSS          X2, (R9)(AX*2)
+	VEXTRACTF128    $1, Y3, X9
+	VADDPS          X9, X3, X3
+	VHADDPS         X3, X3, X3
+	VHADDPS         X3, X3, X3
+	VMOVSS          X3, (R9)(CX*1)
+	ADDQ            $4, R9
+	DECQ            n+80(FP)
+	JNZ             row
+	VZEROUPPER      
+	RET             
+
+// func i8a6Tile1g32VNNI(w *byte, s, b *float32, x *byte, d, xs, xr, t *float32, ng, cpg, n, ldx int, out *float32, ldo int)
+TEXT ·i8a6Tile1g32VNNI(SB), NOSPLIT, $0-112
+	MOVQ            w+0(FP), SI
+	MOVQ            s+8(FP), BX
+	MOVQ            b+16(FP), R8
+	MOVQ            out+96(FP), R9
+	MOVQ            ng+64(FP), R10
+	SHLQ            $2, R10
+	LEAQ            (R10)(R10*2), R11
+	VMOVDQU         i8w6shuf0<>(SB), Y11
+	VMOVDQU         i8w6shuf1<>(SB), Y12
+	VMOVDQU         i8w6mul<>(SB), Y13
+	VMOVDQU         i8w6mask<>(SB), Y14
+row:
+	VXORPS          Y0, Y0, Y0
+	VXORPS          Y1, Y1, Y1
+	VXORPS          Y2, Y2, Y2
+	VXORPS          Y3, Y3, Y3
+	MOVQ            d+32(FP), DX
+	MOVQ            xs+40(FP), AX
+	MOVQ            xr+48(FP), DI
+	MOVQ            t+56(FP), R12
+	MOVQ            ng+64(FP), CX
+	SHRQ            $3, CX
+	JZ              tail
+pro8:
+	VMOVUPS         (BX), Y10
+	VMOVUPS         (R8), Y9
+	VMULPS          (DX), Y10, Y4
+	VMOVUPS         Y4, (R12)
+	VFMADD231PS     (AX), Y9, Y0
+	VFMADD231PS     (DI), Y10, Y0
+	ADDQ            $32, BX
+	ADDQ            $32, R8
+	ADDQ            $32, DX
+	ADDQ            $32, AX
+	ADDQ            $32, DI
+	ADDQ            $32, R12
+	DECQ            CX
+	JNZ             pro8
+tail:
+	MOVQ            ng+64(FP), CX
+	ANDQ            $7, CX
+	JZ              groups
+	SHLQ            $2, CX
+	NEGQ            CX
+	LEAQ            i8tail<>(SB), R13
+	VMOVDQU         32(R13)(CX*1), Y15
+	VMASKMOVPS      (BX), Y15, Y10
+	VMASKMOVPS      (R8), Y15, Y9
+	SUBQ            CX, BX
+	SUBQ            CX, R8
+	VMASKMOVPS      (DX), Y15, Y4
+	VMULPS          Y4, Y10, Y4
+	VMASKMOVPS      Y4, Y15, (R12)
+	VMASKMOVPS      (AX), Y15, Y4
+	VFMADD231PS     Y4, Y9, Y0
+	VMASKMOVPS      (DI), Y15, Y4
+	VFMADD231PS     Y4, Y10, Y0
+groups:
+	MOVQ            x+24(FP), DI
+	MOVQ            t+56(FP), DX
+	MOVQ            ldx+88(FP), R12
+	LEAQ            (R12)(R12*2), R13
+	MOVQ            ng+64(FP), CX
+	SHRQ            $2, CX
+	JZ              rest
+group4:
+	VPXOR           Y4, Y4, Y4
+	VBROADCASTI128  (SI), Y8
+	VPSHUFB         Y11, Y8, Y8
+	VPMULLW         Y13, Y8, Y8
+	VPAND           Y14, Y8, Y8
+	VPDPWSSD        (DI), Y8, Y4
+	VBROADCASTI128  8(SI), Y8
+	VPSHUFB         Y12, Y8, Y8
+	VPMULLW         Y13, Y8, Y8
+	VPAND           Y14, Y8, Y8
+	VPDPWSSD        32(DI), Y8, Y4
+	ADDQ            $64, DI
+	ADDQ            $24, SI
+	VCVTDQ2PS       Y4, Y4
+	VBROADCASTSS    (DX), Y10
+	VFMADD231PS     Y10, Y4, Y0
+	ADDQ            $4, DX
+	VPXOR           Y5, Y5, Y5
+	VBROADCASTI128  (SI), Y8
+	VPSHUFB         Y11, Y8, Y8
+	VPMULLW         Y13, Y8, Y8
+	VPAND           Y14, Y8, Y8
+	VPDPWSSD        (DI), Y8, Y5
+	VBROADCASTI128  8(SI), Y8
+	VPSHUFB         Y12, Y8, Y8
+	VPMULLW         Y13, Y8, Y8
+	VPAND           Y14, Y8, Y8
+	VPDPWSSD        32(DI), Y8, Y5
+	ADDQ            $64, DI
+	ADDQ            $24, SI
+	VCVTDQ2PS       Y5, Y5
+	VBROADCASTSS    (DX), Y10
+	VFMADD231PS     Y10, Y5, Y1
+	ADDQ            $4, DX
+	VPXOR           Y6, Y6, Y6
+	VBROADCASTI128  (SI), Y8
+	VPSHUFB         Y11, Y8, Y8
+	VPMULLW         Y13, Y8, Y8
+	VPAND           Y14, Y8, Y8
+	VPDPWSSD        (DI), Y8, Y6
+	VBROADCASTI128  8(SI), Y8
+	VPSHUFB         Y12, Y8, Y8
+	VPMULLW         Y13, Y8, Y8
+	VPAND           Y14, Y8, Y8
+	VPDPWSSD        32(DI), Y8, Y6
+	ADDQ            $64, DI
+	ADDQ            $24, SI
+	VCVTDQ2PS       Y6, Y6
+	VBROADCASTSS    (DX), Y10
+	VFMADD231PS     Y10, Y6, Y2
+	ADDQ            $4, DX
+	VPXOR           Y7, Y7, Y7
+	VBROADCASTI128  (SI), Y8
+	VPSHUFB         Y11, Y8, Y8
+	VPMULLW         Y13, Y8, Y8
+	VPAND           Y14, Y8, Y8
+	VPDPWSSD        (DI), Y8, Y7
+	VBROADCASTI128  8(SI), Y8
+	VPSHUFB         Y12, Y8, Y8
+	VPMULLW         Y13, Y8, Y8
+	VPAND           Y14, Y8, Y8
+	VPDPWSSD        32(DI), Y8, Y7
+	ADDQ            $64, DI
+	ADDQ            $24, SI
+	VCVTDQ2PS       Y7, Y7
+	VBROADCASTSS    (DX), Y10
+	VFMADD231PS     Y10, Y7, Y3
+	ADDQ            $4, DX
+	DECQ            CX
+	JNZ             group4
+rest:
+	MOVQ            ng+64(FP), CX
+	ANDQ            $3, CX
+	JZ              sum
+group:
+	VPXOR           Y4, Y4, Y4
+	VBROADCASTI128  (SI), Y8
+	VPSHUFB         Y11, Y8, Y8
+	VPMULLW         Y13, Y8, Y8
+	VPAND           Y14, Y8, Y8
+	VPDPWSSD        (DI), Y8, Y4
+	VBROADCASTI128  8(SI), Y8
+	VPSHUFB         Y12, Y8, Y8
+	VPMULLW         Y13, Y8, Y8
+	VPAND           Y14, Y8, Y8
+	VPDPWSSD        32(DI), Y8, Y4
+	ADDQ            $64, DI
+	ADDQ            $24, SI
+	VCVTDQ2PS       Y4, Y4
+	VBROADCASTSS    (DX), Y10
+	VFMADD231PS     Y10, Y4, Y0
+	ADDQ            $4, DX
+	DECQ            CX
+	JNZ             group
+sum:
+	VADDPS          Y1, Y0, Y0
+	VADDPS          Y3, Y2, Y2
+	VADDPS          Y2, Y0, Y0
+	MOVQ            ldo+104(FP), AX
+	SHLQ            $2, AX
+	LEAQ            (AX)(AX*2), CX
+	VEXTRACTF128    $1, Y0, X9
+	VADDPS          X9, X0, X0
+	VHADDPS         X0, X0, X0
+	VHADDPS         X0, X0, X0
+	VMOVSS          X0, (R9)
+	ADDQ            $4, R9
+	DECQ            n+80(FP)
+	JNZ             row
+	VZEROUPPER      
+	RET             
+
+// func i8a6Tile4g32VNNI(w *byte, s, b *float32, x *byte, d, xs, xr, t *float32, ng, cpg, n, ldx int, out *float32, ldo int)
+TEXT ·i8a6Tile4g32VNNI(SB), NOSPLIT, $0-112
+	MOVQ            w+0(FP), SI
+	MOVQ            s+8(FP), BX
+	MOVQ            b+16(FP), R8
+	MOVQ            out+96(FP), R9
+	MOVQ            ng+64(FP), R10
+	SHLQ            $2, R10
+	LEAQ            (R10)(R10*2), R11
+	VMOVDQU         i8w6shuf0<>(SB), Y11
+	VMOVDQU         i8w6shuf1<>(SB), Y12
+	VMOVDQU         i8w6mul<>(SB), Y13
+	VMOVDQU         i8w6mask<>(SB), Y14
+row:
+	VXORPS          Y0, Y0, Y0
+	VXORPS          Y1, Y1, Y1
+	VXORPS          Y2, Y2, Y2
+	VXORPS          Y3, Y3, Y3
+	MOVQ            d+32(FP), DX
+	MOVQ            xs+40(FP), AX
+	MOVQ            xr+48(FP), DI
+	MOVQ            t+56(FP), R12
+	MOVQ            ng+64(FP), CX
+	SHRQ            $3, CX
+	JZ              tail
+pro8:
+	VMOVUPS         (BX), Y10
+	VMOVUPS         (R8), Y9
+	VMULPS          (DX), Y10, Y4
+	VMOVUPS         Y4, (R12)
+	VFMADD231PS     (AX), Y9, Y0
+	VFMADD231PS     (DI), Y10, Y0
+	VMULPS          (DX)(R10*1), Y10, Y5
+	VMOVUPS         Y5, (R12)(R10*1)
+	VFMADD231PS     (AX)(R10*1), Y9, Y1
+	VFMADD231PS     (DI)(R10*1), Y10, Y1
+	VMULPS          (DX)(R10*2), Y10, Y6
+	VMOVUPS         Y6, (R12)(R10*2)
+	VFMADD231PS     (AX)(R10*2), Y9, Y2
+	VFMADD231PS     (DI)(R10*2), Y10, Y2
+	VMULPS          (DX)(R11*1), Y10, Y7
+	VMOVUPS         Y7, (R12)(R11*1)
+	VFMADD231PS     (AX)(R11*1), Y9, Y3
+	VFMADD231PS     (DI)(R11*1), Y10, Y3
+	ADDQ            $32, BX
+	ADDQ            $32, R8
+	ADDQ            $32, DX
+	ADDQ            $32, AX
+	ADDQ            $32, DI
+	ADDQ            $32, R12
+	DECQ            CX
+	JNZ             pro8
+tail:
+	MOVQ            ng+64(FP), CX
+	ANDQ            $7, CX
+	JZ              groups
+	SHLQ            $2, CX
+	NEGQ            CX
+	LEAQ            i8tail<>(SB), R13
+	VMOVDQU         32(R13)(CX*1), Y15
+	VMASKMOVPS      (BX), Y15, Y10
+	VMASKMOVPS      (R8), Y15, Y9
+	SUBQ            CX, BX
+	SUBQ            CX, R8
+	VMASKMOVPS      (DX), Y15, Y4
+	VMULPS          Y4, Y10, Y4
+	VMASKMOVPS      Y4, Y15, (R12)
+	VMASKMOVPS      (AX), Y15, Y4
+	VFMADD231PS     Y4, Y9, Y0
+	VMASKMOVPS      (DI), Y15, Y4
+	VFMADD231PS     Y4, Y10, Y0
+	VMASKMOVPS      (DX)(R10*1), Y15, Y5
+	VMULPS          Y5, Y10, Y5
+	VMASKMOVPS      Y5, Y15, (R12)(R10*1)
+	VMASKMOVPS      (AX)(R10*1), Y15, Y5
+	VFMADD231PS     Y5, Y9, Y1
+	VMASKMOVPS      (DI)(R10*1), Y15, Y5
+	VFMADD231PS     Y5, Y10, Y1
+	VMASKMOVPS      (DX)(R10*2), Y15, Y6
+	VMULPS          Y6, Y10, Y6
+	VMASKMOVPS      Y6, Y15, (R12)(R10*2)
+	VMASKMOVPS      (AX)(R10*2), Y15, Y6
+	VFMADD231PS     Y6, Y9, Y2
+	VMASKMOVPS      (DI)(R10*2), Y15, Y6
+	VFMADD231PS     Y6, Y10, Y2
+	VMASKMOVPS      (DX)(R11*1), Y15, Y7
+	VMULPS          Y7, Y10, Y7
+	VMASKMOVPS      Y7, Y15, (R12)(R11*1)
+	VMASKMOVPS      (AX)(R11*1), Y15, Y7
+	VFMADD231PS     Y7, Y9, Y3
+	VMASKMOVPS      (DI)(R11*1), Y15, Y7
+	VFMADD231PS     Y7, Y10, Y3
+groups:
+	MOVQ            x+24(FP), DI
+	MOVQ            t+56(FP), DX
+	MOVQ            ldx+88(FP), R12
+	LEAQ            (R12)(R12*2), R13
+	MOVQ            ng+64(FP), CX
+group:
+	VPXOR           Y4, Y4, Y4
+	VPXOR           Y5, Y5, Y5
+	VPXOR           Y6, Y6, Y6
+	VPXOR           Y7, Y7, Y7
+	VBROADCASTI128  (SI), Y8
+	VPSHUFB         Y11, Y8, Y8
+	VPMULLW         Y13, Y8, Y8
+	VPAND           Y14, Y8, Y8
+	VPDPWSSD        (DI), Y8, Y4
+	VPDPWSSD        (DI)(R12*1), Y8, Y5
+	VPDPWSSD        (DI)(R12*2), Y8, Y6
+	VPDPWSSD        (DI)(R13*1), Y8, Y7
+	VBROADCASTI128  8(SI), Y8
+	VPSHUFB         Y12, Y8, Y8
+	VPMULLW         Y13, Y8, Y8
+	VPAND           Y14, Y8, Y8
+	VPDPWSSD        32(DI), Y8, Y4
+	VPDPWSSD        32(DI)(R12*1), Y8, Y5
+	VPDPWSSD        32(DI)(R12*2), Y8, Y6
+	VPDPWSSD        32(DI)(R13*1), Y8, Y7
+	ADDQ            $64, DI
+	ADDQ            $24, SI
+	VCVTDQ2PS       Y4, Y4
+	VBROADCASTSS    (DX), Y10
+	VFMADD231PS     Y10, Y4, Y0
+	VCVTDQ2PS       Y5, Y5
+	VBROADCASTSS    (DX)(R10*1), Y10
+	VFMADD231PS     Y10, Y5, Y1
+	VCVTDQ2PS       Y6, Y6
+	VBROADCASTSS    (DX)(R10*2), Y10
+	VFMADD231PS     Y10, Y6, Y2
+	VCVTDQ2PS       Y7, Y7
+	VBROADCASTSS    (DX)(R11*1), Y10
+	VFMADD231PS     Y10, Y7, Y3
+	ADDQ            $4, DX
+	DECQ            CX
+	JNZ             group
+sum:
+	MOVQ            ldo+104(FP), AX
+	SHLQ            $2, AX
+	LEAQ            (AX)(AX*2), CX
+	VEXTRACTF128    $1, Y0, X9
+	VADDPS          X9, X0, X0
+	VHADDPS         X0, X0, X0
+	VHADDPS         X0, X0, X0
+	VMOVSS          X0, (R9)
+	VEXTRACTF128    $1, Y1, X9
+	VADDPS          X9, X1, X1
+	VHADDPS         X1, X1, X1
+	VHADDPS         X1, X1, X1
+	VMOVSS          X1, (R9)(AX*1)
+	VEXTRACTF128    $1, Y2, X9
+	VADDPS          X9, X2, X2
+	VHADDPS         X2, X2, X2
+	VHADDPS         X2, X2, X2
+	VMOVSS          X2, (R9)(AX*2)
+	VEXTRACTF128    $1, Y3, X9
+	VADDPS          X9, X3, X3
+	VHADDPS         X3, X3, X3
+	VHADDPS         X3, X3, X3
+	VMOVSS          X3, (R9)(CX*1)
+	ADDQ            $4, R9
+	DECQ            n+80(FP)
+	JNZ             row
+	VZEROUPPER      
+	RET             
+
+// func i8a8Tile1VNNI(w *byte, s, b *float32, x *byte, d, xs, xr, t *float32, ng, cpg, n, ldx int, out *float32, ldo int)
+TEXT ·i8a8Tile1VNNI(SB), NOSPLIT, $0-112
+	MOVQ            w+0(FP), SI
+	MOVQ            s+8(FP), BX
+	MOVQ            b+16(FP), R8
+	MOVQ            out+96(FP), R9
+	MOVQ            ng+64(FP), R10
+	SHLQ            $2, R10
+	LEAQ            (R10)(R10*2), R11
+row:
+	VXORPS          Y0, Y0, Y0
+	VXORPS          Y1, Y1, Y1
+	VXORPS          Y2, Y2, Y2
+	VXORPS          Y3, Y3, Y3
+	MOVQ            d+32(FP), DX
+	MOVQ            xs+40(FP), AX
+	MOVQ            xr+48(FP), DI
+	MOVQ            t+56(FP), R12
+	MOVQ            ng+64(FP), CX
+	SHRQ            $3, CX
+	JZ              tail
+pro8:
+	VMOVUPS         (BX), Y10
+	VMOVUPS         (R8), Y9
+	VMULPS          (DX), Y10, Y4
+	VMOVUPS         Y4, (R12)
+	VFMADD231PS     (AX), Y9, Y0
+	VFMADD231PS     (DI), Y10, Y0
+	ADDQ            $32, BX
+	ADDQ            $32, R8
+	ADDQ            $32, DX
+	ADDQ            $32, AX
+	ADDQ            $32, DI
+	ADDQ            $32, R12
+	DECQ            CX
+	JNZ             pro8
+tail:
+	MOVQ            ng+64(FP), CX
+	ANDQ            $7, CX
+	JZ              groups
+	SHLQ            $2, CX
+	NEGQ            CX
+	LEAQ            i8tail<>(SB), R13
+	VMOVDQU         32(R13)(CX*1), Y15
+	VMASKMOVPS      (BX), Y15, Y10
+	VMASKMOVPS      (R8), Y15, Y9
+	SUBQ            CX, BX
+	SUBQ            CX, R8
+	VMASKMOVPS      (DX), Y15, Y4
+	VMULPS          Y4, Y10, Y4
+	VMASKMOVPS      Y4, Y15, (R12)
+	VMASKMOVPS      (AX), Y15, Y4
+	VFMADD231PS     Y4, Y9, Y0
+	VMASKMOVPS      (DI), Y15, Y4
+	VFMADD231PS     Y4, Y10, Y0
+groups:
+	MOVQ            x+24(FP), DI
+	MOVQ            t+56(FP), DX
+	MOVQ            ldx+88(FP), R12
+	LEAQ            (R12)(R12*2), R13
+	MOVQ            ng+64(FP), CX
+	SHRQ            $2, CX
+	JZ              rest
+group4:
+	VPXOR           Y4, Y4, Y4
+	MOVQ            cpg+72(FP), AX
+step0:
+	VPMOVZXBW       (SI), Y8
+	VPDPWSSD        (DI), Y8, Y4
+	VPMOVZXBW       16(SI), Y8
+	VPDPWSSD        32(DI), Y8, Y4
+	ADDQ            $64, DI
+	ADDQ            $32, SI
+	DECQ            AX
+	JNZ             step0
+	VCVTDQ2PS       Y4, Y4
+	VBROADCASTSS    (DX), Y10
+	VFMADD231PS     Y10, Y4, Y0
+	ADDQ            $4, DX
+	VPXOR           Y5, Y5, Y5
+	MOVQ            cpg+72(FP), AX
+step1:
+	VPMOVZXBW       (SI), Y8
+	VPDPWSSD        (DI), Y8, Y5
+	VPMOVZXBW       16(SI), Y8
+	VPDPWSSD        32(DI), Y8, Y5
+	ADDQ            $64, DI
+	ADDQ            $32, SI
+	DECQ            AX
+	JNZ             step1
+	VCVTDQ2PS       Y5, Y5
+	VBROADCASTSS    (DX), Y10
+	VFMADD231PS     Y10, Y5, Y1
+	ADDQ            $4, DX
+	VPXOR           Y6, Y6, Y6
+	MOVQ            cpg+72(FP), AX
+step2:
+	VPMOVZXBW       (SI), Y8
+	VPDPWSSD        (DI), Y8, Y6
+	VPMOVZXBW       16(SI), Y8
+	VPDPWSSD        32(DI), Y8, Y6
+	ADDQ            $64, DI
+	ADDQ            $32, SI
+	DECQ            AX
+	JNZ             step2
+	VCVTDQ2PS       Y6, Y6
+	VBROADCASTSS    (DX), Y10
+	VFMADD231PS     Y10, Y6, Y2
+	ADDQ            $4, DX
+	VPXOR           Y7, Y7, Y7
+	MOVQ            cpg+72(FP), AX
+step3:
+	VPMOVZXBW       (SI), Y8
+	VPDPWSSD        (DI), Y8, Y7
+	VPMOVZXBW       16(SI), Y8
+	VPDPWSSD        32(DI), Y8, Y7
+	ADDQ            $64, DI
+	ADDQ            $32, SI
+	DECQ            AX
+	JNZ             step3
+	VCVTDQ2PS       Y7, Y7
+	VBROADCASTSS    (DX), Y10
+	VFMADD231PS     Y10, Y7, Y3
+	ADDQ            $4, DX
+	DECQ            CX
+	JNZ             group4
+rest:
+	MOVQ            ng+64(FP), CX
+	ANDQ            $3, CX
+	JZ              sum
+group:
+	VPXOR           Y4, Y4, Y4
+	MOVQ            cpg+72(FP), AX
+step:
+	VPMOVZXBW       (SI), Y8
+	VPDPWSSD        (DI), Y8, Y4
+	VPMOVZXBW       16(SI), Y8
+	VPDPWSSD        32(DI), Y8, Y4
+	ADDQ            $64, DI
+	ADDQ            $32, SI
+	DECQ            AX
+	JNZ             step
+	VCVTDQ2PS       Y4, Y4
+	VBROADCASTSS    (DX), Y10
+	VFMADD231PS     Y10, Y4, Y0
+	ADDQ            $4, DX
+	DECQ            CX
+	JNZ             group
+sum:
+	VADDPS          Y1, Y0, Y0
+	VADDPS          Y3, Y2, Y2
+	VADDPS          Y2, Y0, Y0
+	MOVQ            ldo+104(FP), AX
+	SHLQ            $2, AX
+	LEAQ            (AX)(AX*2), CX
+	VEXTRACTF128    $1, Y0, X9
+	VADDPS          X9, X0, X0
+	VHADDPS         X0, X0, X0
+	VHADDPS         X0, X0, X0
+	VMOVSS          X0, (R9)
+	ADDQ            $4, R9
+	DECQ            n+80(FP)
+	JNZ             row
+	VZEROUPPER      
+	RET             
+
+// func i8a8Tile4VNNI(w *byte, s, b *float32, x *byte, d, xs, xr, t *float32, ng, cpg, n, ldx int, out *float32, ldo int)
+TEXT ·i8a8Tile4VNNI(SB), NOSPLIT, $0-112
+	MOVQ            w+0(FP), SI
+	MOVQ            s+8(FP), BX
+	MOVQ            b+16(FP), R8
+	MOVQ            out+96(FP), R9
+	MOVQ            ng+64(FP), R10
+	SHLQ            $2, R10
+	LEAQ            (R10)(R10*2), R11
+row:
+	VXORPS          Y0, Y0, Y0
+	VXORPS          Y1, Y1, Y1
+	VXORPS          Y2, Y2, Y2
+	VXORPS          Y3, Y3, Y3
+	MOVQ            d+32(FP), DX
+	MOVQ            xs+40(FP), AX
+	MOVQ            xr+48(FP), DI
+	MOVQ            t+56(FP), R12
+	MOVQ            ng+64(FP), CX
+	SHRQ            $3, CX
+	JZ              tail
+pro8:
+	VMOVUPS         (BX), Y10
+	VMOVUPS         (R8), Y9
+	VMULPS          (DX), Y10, Y4
+	VMOVUPS         Y4, (R12)
+	VFMADD231PS     (AX), Y9, Y0
+	VFMADD231PS     (DI), Y10, Y0
+	VMULPS          (DX)(R10*1), Y10, Y5
+	VMOVUPS         Y5, (R12)(R10*1)
+	VFMADD231PS     (AX)(R10*1), Y9, Y1
+	VFMADD231PS     (DI)(R10*1), Y10, Y1
+	VMULPS          (DX)(R10*2), Y10, Y6
+	VMOVUPS         Y6, (R12)(R10*2)
+	VFMADD231PS     (AX)(R10*2), Y9, Y2
+	VFMADD231PS     (DI)(R10*2), Y10, Y2
+	VMULPS          (DX)(R11*1), Y10, Y7
+	VMOVUPS         Y7, (R12)(R11*1)
+	VFMADD231PS     (AX)(R11*1), Y9, Y3
+	VFMADD231PS     (DI)(R11*1), Y10, Y3
+	ADDQ            $32, BX
+	ADDQ            $32, R8
+	ADDQ            $32, DX
+	ADDQ            $32, AX
+	ADDQ            $32, DI
+	ADDQ            $32, R12
+	DECQ            CX
+	JNZ             pro8
+tail:
+	MOVQ            ng+64(FP), CX
+	ANDQ            $7, CX
+	JZ              groups
+	SHLQ            $2, CX
+	NEGQ            CX
+	LEAQ            i8tail<>(SB), R13
+	VMOVDQU         32(R13)(CX*1), Y15
+	VMASKMOVPS      (BX), Y15, Y10
+	VMASKMOVPS      (R8), Y15, Y9
+	SUBQ            CX, BX
+	SUBQ            CX, R8
+	VMASKMOVPS      (DX), Y15, Y4
+	VMULPS          Y4, Y10, Y4
+	VMASKMOVPS      Y4, Y15, (R12)
+	VMASKMOVPS      (AX), Y15, Y4
+	VFMADD231PS     Y4, Y9, Y0
+	VMASKMOVPS      (DI), Y15, Y4
+	VFMADD231PS     Y4, Y10, Y0
+	VMASKMOVPS      (DX)(R10*1), Y15, Y5
+	VMULPS          Y5, Y10, Y5
+	VMASKMOVPS      Y5, Y15, (R12)(R10*1)
+	VMASKMOVPS      (AX)(R10*1), Y15, Y5
+	VFMADD231PS     Y5, Y9, Y1
+	VMASKMOVPS      (DI)(R10*1), Y15, Y5
+	VFMADD231PS     Y5, Y10, Y1
+	VMASKMOVPS      (DX)(R10*2), Y15, Y6
+	VMULPS          Y6, Y10, Y6
+	VMASKMOVPS      Y6, Y15, (R12)(R10*2)
+	VMASKMOVPS      (AX)(R10*2), Y15, Y6
+	VFMADD231PS     Y6, Y9, Y2
+	VMASKMOVPS      (DI)(R10*2), Y15, Y6
+	VFMADD231PS     Y6, Y10, Y2
+	VMASKMOVPS      (DX)(R11*1), Y15, Y7
+	VMULPS          Y7, Y10, Y7
+	VMASKMOVPS      Y7, Y15, (R12)(R11*1)
+	VMASKMOVPS      (AX)(R11*1), Y15, Y7
+	VFMADD231PS     Y7, Y9, Y3
+	VMASKMOVPS      (DI)(R11*1), Y15, Y7
+	VFMADD231PS     Y7, Y10, Y3
+groups:
+	MOVQ            x+24(FP), DI
+	MOVQ            t+56(FP), DX
+	MOVQ            ldx+88(FP), R12
+	LEAQ            (R12)(R12*2), R13
+	MOVQ            ng+64(FP), CX
+group:
+	VPXOR           Y4, Y4, Y4
+	VPXOR           Y5, Y5, Y5
+	VPXOR           Y6, Y6, Y6
+	VPXOR           Y7, Y7, Y7
+	MOVQ            cpg+72(FP), AX
+step:
+	VPMOVZXBW       (SI), Y8
+	VPDPWSSD        (DI), Y8, Y4
+	VPDPWSSD        (DI)(R12*1), Y8, Y5
+	VPDPWSSD        (DI)(R12*2), Y8, Y6
+	VPDPWSSD        (DI)(R13*1), Y8, Y7
+	VPMOVZXBW       16(SI), Y8
+	VPDPWSSD        32(DI), Y8, Y4
+	VPDPWSSD        32(DI)(R12*1), Y8, Y5
+	VPDPWSSD        32(DI)(R12*2), Y8, Y6
+	VPDPWSSD        32(DI)(R13*1), Y8, Y7
+	ADDQ            $64, DI
+	ADDQ            $32, SI
+	DECQ            AX
+	JNZ             step
+	VCVTDQ2PS       Y4, Y4
+	VBROADCASTSS    (DX), Y10
+	VFMADD231PS     Y10, Y4, Y0
+	VCVTDQ2PS       Y5, Y5
+	VBROADCASTSS    (DX)(R10*1), Y10
+	VFMADD231PS     Y10, Y5, Y1
+	VCVTDQ2PS       Y6, Y6
+	VBROADCASTSS    (DX)(R10*2), Y10
+	VFMADD231PS     Y10, Y6, Y2
+	VCVTDQ2PS       Y7, Y7
+	VBROADCASTSS    (DX)(R11*1), Y10
+	VFMADD231PS     Y10, Y7, Y3
+	ADDQ            $4, DX
+	DECQ            CX
+	JNZ             group
+sum:
+	MOVQ            ldo+104(FP), AX
+	SHLQ            $2, AX
+	LEAQ            (AX)(AX*2), CX
+	VEXTRACTF128    $1, Y0, X9
+	VADDPS          X9, X0, X0
+	VHADDPS         X0, X0, X0
+	VHADDPS         X0, X0, X0
+	VMOVSS          X0, (R9)
+	VEXTRACTF128    $1, Y1, X9
+	VADDPS          X9, X1, X1
+	VHADDPS         X1, X1, X1
+	VHADDPS         X1, X1, X1
+	VMOVSS          X1, (R9)(AX*1)
+	VEXTRACTF128    $1, Y2, X9
+	VADDPS          X9, X2, X2
+	VHADDPS         X2, X2, X2
+	VHADDPS         X2, X2, X2
+	VMOVSS          X2, (R9)(AX*2)
+	VEXTRACTF128    $1, Y3, X9
+	VADDPS          X9, X3, X3
+	VHADDPS         X3, X3, X3
+	VHADDPS         X3, X3, X3
+	VMOVSS          X3, (R9)(CX*1)
+	ADDQ            $4, R9
+	DECQ            n+80(FP)
+	JNZ             row
+	VZEROUPPER      
+	RET             
+
+// func i8a8Tile1g32VNNI(w *byte, s, b *float32, x *byte, d, xs, xr, t *float32, ng, cpg, n, ldx int, out *float32, ldo int)
+TEXT ·i8a8Tile1g32VNNI(SB), NOSPLIT, $0-112
+	MOVQ            w+0(FP), SI
+	MOVQ            s+8(FP), BX
+	MOVQ            b+16(FP), R8
+	MOVQ            out+96(FP), R9
+	MOVQ            ng+64(FP), R10
+	SHLQ            $2, R10
+	LEAQ            (R10)(R10*2), R11
+row:
+	VXORPS          Y0, Y0, Y0
+	VXORPS          Y1, Y1, Y1
+	VXORPS          Y2, Y2, Y2
+	VXORPS          Y3, Y3, Y3
+	MOVQ            d+32(FP), DX
+	MOVQ            xs+40(FP), AX
+	MOVQ            xr+48(FP), DI
+	MOVQ            t+56(FP), R12
+	MOVQ            ng+64(FP), CX
+	SHRQ            $3, CX
+	JZ              tail
+pro8:
+	VMOVUPS         (BX), Y10
+	VMOVUPS         (R8), Y9
+	VMULPS          (DX), Y10, Y4
+	VMOVUPS         Y4, (R12)
+	VFMADD231PS     (AX), Y9, Y0
+	VFMADD231PS     (DI), Y10, Y0
+	ADDQ            $32, BX
+	ADDQ            $32, R8
+	ADDQ            $32, DX
+	ADDQ            $32, AX
+	ADDQ            $32, DI
+	ADDQ            $32, R12
+	DECQ            CX
+	JNZ             pro8
+tail:
+	MOVQ            ng+64(FP), CX
+	ANDQ            $7, CX
+	JZ              groups
+	SHLQ            $2, CX
+	NEGQ            CX
+	LEAQ            i8tail<>(SB), R13
+	VMOVDQU         32(R13)(CX*1), Y15
+	VMASKMOVPS      (BX), Y15, Y10
+	VMASKMOVPS      (R8), Y15, Y9
+	SUBQ            CX, BX
+	SUBQ            CX, R8
+	VMASKMOVPS      (DX), Y15, Y4
+	VMULPS          Y4, Y10, Y4
+	VMASKMOVPS      Y4, Y15, (R12)
+	VMASKMOVPS      (AX), Y15, Y4
+	VFMADD231PS     Y4, Y9, Y0
+	VMASKMOVPS      (DI), Y15, Y4
+	VFMADD231PS     Y4, Y10, Y0
+groups:
+	MOVQ            x+24(FP), DI
+	MOVQ            t+56(FP), DX
+	MOVQ            ldx+88(FP), R12
+	LEAQ            (R12)(R12*2), R13
+	MOVQ            ng+64(FP), CX
+	SHRQ            $2, CX
+	JZ              rest
+group4:
+	VPXOR           Y4, Y4, Y4
+	VPMOVZXBW       (SI), Y8
+	VPDPWSSD        (DI), Y8, Y4
+	VPMOVZXBW       16(SI), Y8
+	VPDPWSSD        32(DI), Y8, Y4
+	ADDQ            $64, DI
+	ADDQ            $32, SI
+	VCVTDQ2PS       Y4, Y4
+	VBROADCASTSS    (DX), Y10
+	VFMADD231PS     Y10, Y4, Y0
+	ADDQ            $4, DX
+	VPXOR           Y5, Y5, Y5
+	VPMOVZXBW       (SI), Y8
+	VPDPWSSD        (DI), Y8, Y5
+	VPMOVZXBW       16(SI), Y8
+	VPDPWSSD        32(DI), Y8, Y5
+	ADDQ            $64, DI
+	ADDQ            $32, SI
+	VCVTDQ2PS       Y5, Y5
+	VBROADCASTSS    (DX), Y10
+	VFMADD231PS     Y10, Y5, Y1
+	ADDQ            $4, DX
+	VPXOR           Y6, Y6, Y6
+	VPMOVZXBW       (SI), Y8
+	VPDPWSSD        (DI), Y8, Y6
+	VPMOVZXBW       16(SI), Y8
+	VPDPWSSD        32(DI), Y8, Y6
+	ADDQ            $64, DI
+	ADDQ            $32, SI
+	VCVTDQ2PS       Y6, Y6
+	VBROADCASTSS    (DX), Y10
+	VFMADD231PS     Y10, Y6, Y2
+	ADDQ            $4, DX
+	VPXOR           Y7, Y7, Y7
+	VPMOVZXBW       (SI), Y8
+	VPDPWSSD        (DI), Y8, Y7
+	VPMOVZXBW       16(SI), Y8
+	VPDPWSSD        32(DI), Y8, Y7
+	ADDQ            $64, DI
+	ADDQ            $32, SI
+	VCVTDQ2PS       Y7, Y7
+	VBROADCASTSS    (DX), Y10
+	VFMADD231PS     Y10, Y7, Y3
+	ADDQ            $4, DX
+	DECQ            CX
+	JNZ             group4
+rest:
+	MOVQ            ng+64(FP), CX
+	ANDQ            $3, CX
+	JZ              sum
+group:
+	VPXOR           Y4, Y4, Y4
+	VPMOVZXBW       (SI), Y8
+	VPDPWSSD        (DI), Y8, Y4
+	VPMOVZXBW       16(SI), Y8
+	VPDPWSSD        32(DI), Y8, Y4
+	ADDQ            $64, DI
+	ADDQ            $32, SI
+	VCVTDQ2PS       Y4, Y4
+	VBROADCASTSS    (DX), Y10
+	VFMADD231PS     Y10, Y4, Y0
+	ADDQ            $4, DX
+	DECQ            CX
+	JNZ             group
+sum:
+	VADDPS          Y1, Y0, Y0
+	VADDPS          Y3, Y2, Y2
+	VADDPS          Y2, Y0, Y0
+	MOVQ            ldo+104(FP), AX
+	SHLQ            $2, AX
+	LEAQ            (AX)(AX*2), CX
+	VEXTRACTF128    $1, Y0, X9
+	VADDPS          X9, X0, X0
+	VHADDPS         X0, X0, X0
+	VHADDPS         X0, X0, X0
+	VMOVSS          X0, (R9)
+	ADDQ            $4, R9
+	DECQ            n+80(FP)
+	JNZ             row
+	VZEROUPPER      
+	RET             
+
+// func i8a8Tile4g32VNNI(w *byte, s, b *float32, x *byte, d, xs, xr, t *float32, ng, cpg, n, ldx int, out *float32, ldo int)
+TEXT ·i8a8Tile4g32VNNI(SB), NOSPLIT, $0-112
+	MOVQ            w+0(FP), SI
+	MOVQ            s+8(FP), BX
+	MOVQ            b+16(FP), R8
+	MOVQ            out+96(FP), R9
+	MOVQ            ng+64(FP), R10
+	SHLQ            $2, R10
+	LEAQ            (R10)(R10*2), R11
+row:
+	VXORPS          Y0, Y0, Y0
+	VXORPS          Y1, Y1, Y1
+	VXORPS          Y2, Y2, Y2
+	VXORPS          Y3, Y3, Y3
+	MOVQ            d+32(FP), DX
+	MOVQ            xs+40(FP), AX
+	MOVQ            xr+48(FP), DI
+	MOVQ            t+56(FP), R12
+	MOVQ            ng+64(FP), CX
+	SHRQ            $3, CX
+	JZ              tail
+pro8:
+	VMOVUPS         (BX), Y10
+	VMOVUPS         (R8), Y9
+	VMULPS          (DX), Y10, Y4
+	VMOVUPS         Y4, (R12)
+	VFMADD231PS     (AX), Y9, Y0
+	VFMADD231PS     (DI), Y10, Y0
+	VMULPS          (DX)(R10*1), Y10, Y5
+	VMOVUPS         Y5, (R12)(R10*1)
+	VFMADD231PS     (AX)(R10*1), Y9, Y1
+	VFMADD231PS     (DI)(R10*1), Y10, Y1
+	VMULPS          (DX)(R10*2), Y10, Y6
+	VMOVUPS         Y6, (R12)(R10*2)
+	VFMADD231PS     (AX)(R10*2), Y9, Y2
+	VFMADD231PS     (DI)(R10*2), Y10, Y2
+	VMULPS          (DX)(R11*1), Y10, Y7
+	VMOVUPS         Y7, (R12)(R11*1)
+	VFMADD231PS     (AX)(R11*1), Y9, Y3
+	VFMADD231PS     (DI)(R11*1), Y10, Y3
+	ADDQ            $32, BX
+	ADDQ            $32, R8
+	ADDQ            $32, DX
+	ADDQ            $32, AX
+	ADDQ            $32, DI
+	ADDQ            $32, R12
+	DECQ            CX
+	JNZ             pro8
+tail:
+	MOVQ            ng+64(FP), CX
+	ANDQ            $7, CX
+	JZ              groups
+	SHLQ            $2, CX
+	NEGQ            CX
+	LEAQ            i8tail<>(SB), R13
+	VMOVDQU         32(R13)(CX*1), Y15
+	VMASKMOVPS      (BX), Y15, Y10
+	VMASKMOVPS      (R8), Y15, Y9
+	SUBQ            CX, BX
+	SUBQ            CX, R8
+	VMASKMOVPS      (DX), Y15, Y4
+	VMULPS          Y4, Y10, Y4
+	VMASKMOVPS      Y4, Y15, (R12)
+	VMASKMOVPS      (AX), Y15, Y4
+	VFMADD231PS     Y4, Y9, Y0
+	VMASKMOVPS      (DI), Y15, Y4
+	VFMADD231PS     Y4, Y10, Y0
+	VMASKMOVPS      (DX)(R10*1), Y15, Y5
+	VMULPS          Y5, Y10, Y5
+	VMASKMOVPS      Y5, Y15, (R12)(R10*1)
+	VMASKMOVPS      (AX)(R10*1), Y15, Y5
+	VFMADD231PS     Y5, Y9, Y1
+	VMASKMOVPS      (DI)(R10*1), Y15, Y5
+	VFMADD231PS     Y5, Y10, Y1
+	VMASKMOVPS      (DX)(R10*2), Y15, Y6
+	VMULPS          Y6, Y10, Y6
+	VMASKMOVPS      Y6, Y15, (R12)(R10*2)
+	VMASKMOVPS      (AX)(R10*2), Y15, Y6
+	VFMADD231PS     Y6, Y9, Y2
+	VMASKMOVPS      (DI)(R10*2), Y15, Y6
+	VFMADD231PS     Y6, Y10, Y2
+	VMASKMOVPS      (DX)(R11*1), Y15, Y7
+	VMULPS          Y7, Y10, Y7
+	VMASKMOVPS      Y7, Y15, (R12)(R11*1)
+	VMASKMOVPS      (AX)(R11*1), Y15, Y7
+	VFMADD231PS     Y7, Y9, Y3
+	VMASKMOVPS      (DI)(R11*1), Y15, Y7
+	VFMADD231PS     Y7, Y10, Y3
+groups:
+	MOVQ            x+24(FP), DI
+	MOVQ            t+56(FP), DX
+	MOVQ            ldx+88(FP), R12
+	LEAQ            (R12)(R12*2), R13
+	MOVQ            ng+64(FP), CX
+group:
+	VPXOR           Y4, Y4, Y4
+	VPXOR           Y5, Y5, Y5
+	VPXOR           Y6, Y6, Y6
+	VPXOR           Y7, Y7, Y7
+	VPMOVZXBW       (SI), Y8
+	VPDPWSSD        (DI), Y8, Y4
+	VPDPWSSD        (DI)(R12*1), Y8, Y5
+	VPDPWSSD        (DI)(R12*2), Y8, Y6
+	VPDPWSSD        (DI)(R13*1), Y8, Y7
+	VPMOVZXBW       16(SI), Y8
+	VPDPWSSD        32(DI), Y8, Y4
+	VPDPWSSD        32(DI)(R12*1), Y8, Y5
+	VPDPWSSD        32(DI)(R12*2), Y8, Y6
+	VPDPWSSD        32(DI)(R13*1), Y8, Y7
+	ADDQ            $64, DI
+	ADDQ            $32, SI
+	VCVTDQ2PS       Y4, Y4
+	VBROADCASTSS    (DX), Y10
+	VFMADD231PS     Y10, Y4, Y0
+	VCVTDQ2PS       Y5, Y5
+	VBROADCASTSS    (DX)(R10*1), Y10
+	VFMADD231PS     Y10, Y5, Y1
+	VCVTDQ2PS       Y6, Y6
+	VBROADCASTSS    (DX)(R10*2), Y10
+	VFMADD231PS     Y10, Y6, Y2
+	VCVTDQ2PS       Y7, Y7
+	VBROADCASTSS    (DX)(R11*1), Y10
+	VFMADD231PS     Y10, Y7, Y3
+	ADDQ            $4, DX
+	DECQ            CX
+	JNZ             group
+sum:
+	MOVQ            ldo+104(FP), AX
+	SHLQ            $2, AX
+	LEAQ            (AX)(AX*2), CX
+	VEXTRACTF128    $1, Y0, X9
+	VADDPS          X9, X0, X0
+	VHADDPS         X0, X0, X0
+	VHADDPS         X0, X0, X0
+	VMOVSS          X0, (R9)
+	VEXTRACTF128    $1, Y1, X9
+	VADDPS          X9, X1, X1
+	VHADDPS         X1, X1, X1
+	VHADDPS         X1, X1, X1
+	VMOVSS          X1, (R9)(AX*1)
+	VEXTRACTF128    $1, Y2, X9
+	VADDPS          X9, X2, X2
+	VHADDPS         X2, X2, X2
+	VHADDPS         X2, X2, X2
+	VMOVSS          X2, (R9)(AX*2)
+	VEXTRACTF128    $1, Y3, X9
+	VADDPS          X9, X3, X3
+	VHADDPS         X3, X3, X3
+	VHADDPS         X3, X3, X3
+	VMOVSS          X3, (R9)(CX*1)
+	ADDQ            $4, R9
+	DECQ            n+80(FP)
+	JNZ             row
+	VZEROUPPER      
+	RET             
+

@@ -75,3 +75,75 @@ func i8a8Tile1g32AVX2(w *byte, s, b *float32, x *byte, d, xs, xr, t *float32, ng
 
 //go:noescape
 func i8a8Tile4g32AVX2(w *byte, s, b *float32, x *byte, d, xs, xr, t *float32, ng, cpg, n, ldx int, out *float32, ldo int)
+
+//go:noescape
+func i8a2Tile1VNNI(w *byte, s, b *float32, x *byte, d, xs, xr, t *float32, ng, cpg, n, ldx int, out *float32, ldo int)
+
+//go:noescape
+func i8a2Tile4VNNI(w *byte, s, b *float32, x *byte, d, xs, xr, t *float32, ng, cpg, n, ldx int, out *float32, ldo int)
+
+//go:noescape
+func i8a2Tile1g32VNNI(w *byte, s, b *float32, x *byte, d, xs, xr, t *float32, ng, cpg, n, ldx int, out *float32, ldo int)
+
+//go:noescape
+func i8a2Tile4g32VNNI(w *byte, s, b *float32, x *byte, d, xs, xr, t *float32, ng, cpg, n, ldx int, out *float32, ldo int)
+
+//go:noescape
+func i8a3Tile1VNNI(w *byte, s, b *float32, x *byte, d, xs, xr, t *float32, ng, cpg, n, ldx int, out *float32, ldo int)
+
+//go:noescape
+func i8a3Tile4VNNI(w *byte, s, b *float32, x *byte, d, xs, xr, t *float32, ng, cpg, n, ldx int, out *float32, ldo int)
+
+//go:noescape
+func i8a3Tile1g32VNNI(w *byte, s, b *float32, x *byte, d, xs, xr, t *float32, ng, cpg, n, ldx int, out *float32, ldo int)
+
+//go:noescape
+func i8a3Tile4g32VNNI(w *byte, s, b *float32, x *byte, d, xs, xr, t *float32, ng, cpg, n, ldx int, out *float32, ldo int)
+
+//go:noescape
+func i8a4Tile1VNNI(w *byte, s, b *float32, x *byte, d, xs, xr, t *float32, ng, cpg, n, ldx int, out *float32, ldo int)
+
+//go:noescape
+func i8a4Tile4VNNI(w *byte, s, b *float32, x *byte, d, xs, xr, t *float32, ng, cpg, n, ldx int, out *float32, ldo int)
+
+//go:noescape
+func i8a4Tile1g32VNNI(w *byte, s, b *float32, x *byte, d, xs, xr, t *float32, ng, cpg, n, ldx int, out *float32, ldo int)
+
+//go:noescape
+func i8a4Tile4g32VNNI(w *byte, s, b *float32, x *byte, d, xs, xr, t *float32, ng, cpg, n, ldx int, out *float32, ldo int)
+
+//go:noescape
+func i8a5Tile1VNNI(w *byte, s, b *float32, x *byte, d, xs, xr, t *float32, ng, cpg, n, ldx int, out *float32, ldo int)
+
+//go:noescape
+func i8a5Tile4VNNI(w *byte, s, b *float32, x *byte, d, xs, xr, t *float32, ng, cpg, n, ldx int, out *float32, ldo int)
+
+//go:noescape
+func i8a5Tile1g32VNNI(w *byte, s, b *float32, x *byte, d, xs, xr, t *float32, ng, cpg, n, ldx int, out *float32, ldo int)
+
+//go:noescape
+func i8a5Tile4g32VNNI(w *byte, s, b *float32, x *byte, d, xs, xr, t *float32, ng, cpg, n, ldx int, out *float32, ldo int)
+
+//go:noescape
+func i8a6Tile1VNNI(w *byte, s, b *float32, x *byte, d, xs, xr, t *float32, ng, cpg, n, ldx int, out *float32, ldo int)
+
+//go:noescape
+func i8a6Tile4VNNI(w *byte, s, b *float32, x *byte, d, xs, xr, t *float32, ng, cpg, n, ldx int, out *float32, ldo int)
+
+//go:noescape
+func i8a6Tile1g32VNNI(w *byte, s, b *float32, x *byte, d, xs, xr, t *float32, ng, cpg, n, ldx int, out *float32, ldo int)
+
+//go:noescape
+func i8a6Tile4g32VNNI(w *byte, s, b *float32, x *byte, d, xs, xr, t *float32, ng, cpg, n, ldx int, out *float32, ldo int)
+
+//go:noescape
+func i8a8Tile1VNNI(w *byte, s, b *float32, x *byte, d, xs, xr, t *float32, ng, cpg, n, ldx int, out *float32, ldo int)
+
+//go:noescape
+func i8a8Tile4VNNI(w *byte, s, b *float32, x *byte, d, xs, xr, t *float32, ng, cpg, n, ldx int, out *float32, ldo int)
+
+//go:noescape
+func i8a8Tile1g32VNNI(w *byte, s, b *float32, x *byte, d, xs, xr, t *float32, ng, cpg, n, ldx int, out *float32, ldo int)
+
+//go:noescape
+func i8a8Tile4g32VNNI(w *byte, s, b *float32, x *byte, d, xs, xr, t *float32, ng, cpg, n, ldx int, out *float32, ldo int)
