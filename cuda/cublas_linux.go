@@ -4,8 +4,6 @@ package cuda
 
 import (
 	"fmt"
-	"os"
-	"path/filepath"
 
 	"github.com/ebitengine/purego"
 )
@@ -13,7 +11,7 @@ import (
 // loadCUBLAS opens cuBLAS from the library path, a CUDA toolkit or pip's
 // nvidia wheels, and binds every function of cublasAPI.
 func loadCUBLAS() (*cublasAPI, error) {
-	h, name, err := openFirst(cublasLibraries, cublasLibDirs())
+	h, name, err := openFirst(cublasLibraries, wheelLibDirs("nvidia/cu13/lib", "nvidia/cublas/lib"))
 	if err != nil {
 		return nil, fmt.Errorf("%s not found: %w", cublasLibraries[0], err)
 	}
@@ -23,28 +21,4 @@ func loadCUBLAS() (*cublasAPI, error) {
 		return nil, err
 	}
 	return a, nil
-}
-
-// cublasLibDirs lists the toolkits' library directories, then those of
-// pip's nvidia-cublas wheels (nvidia/cu13/lib for CUDA 13, nvidia/cublas/lib
-// for CUDA 12) in the active virtual environment and the usual
-// site-packages.
-func cublasLibDirs() []string {
-	dirs := toolkitLibDirs()
-	var sites []string
-	if v := os.Getenv("VIRTUAL_ENV"); v != "" {
-		sites = append(sites, filepath.Join(v, "lib", "python3*", "site-packages"))
-	}
-	if h, err := os.UserHomeDir(); err == nil {
-		sites = append(sites, filepath.Join(h, ".local", "lib", "python3*", "site-packages"))
-	}
-	sites = append(sites, "/usr/local/lib/python3*/dist-packages", "/usr/local/lib/python3*/site-packages",
-		"/usr/lib/python3*/dist-packages", "/usr/lib/python3/dist-packages", "/opt/conda/lib/python3*/site-packages")
-	for _, s := range sites {
-		for _, sub := range []string{"nvidia/cu13/lib", "nvidia/cublas/lib"} {
-			matches, _ := filepath.Glob(filepath.Join(s, sub))
-			dirs = append(dirs, matches...)
-		}
-	}
-	return dirs
 }

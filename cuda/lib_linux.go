@@ -99,6 +99,29 @@ func bind(h uintptr, lib string, syms []symbol) error {
 	return nil
 }
 
+// wheelLibDirs lists the toolkits' library directories, then the
+// directories subs (such as "nvidia/cu13/lib") of pip's nvidia wheels in the
+// active virtual environment and the usual site-packages.
+func wheelLibDirs(subs ...string) []string {
+	dirs := toolkitLibDirs()
+	var sites []string
+	if v := os.Getenv("VIRTUAL_ENV"); v != "" {
+		sites = append(sites, filepath.Join(v, "lib", "python3*", "site-packages"))
+	}
+	if h, err := os.UserHomeDir(); err == nil {
+		sites = append(sites, filepath.Join(h, ".local", "lib", "python3*", "site-packages"))
+	}
+	sites = append(sites, "/usr/local/lib/python3*/dist-packages", "/usr/local/lib/python3*/site-packages",
+		"/usr/lib/python3*/dist-packages", "/usr/lib/python3/dist-packages", "/opt/conda/lib/python3*/site-packages")
+	for _, s := range sites {
+		for _, sub := range subs {
+			matches, _ := filepath.Glob(filepath.Join(s, sub))
+			dirs = append(dirs, matches...)
+		}
+	}
+	return dirs
+}
+
 // toolkitLibDirs lists the library directories of the CUDA toolkits named
 // by $CUDA_HOME and $CUDA_PATH, and of /usr/local/cuda.
 func toolkitLibDirs() []string {

@@ -3,6 +3,8 @@
 package cuda
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -43,4 +45,15 @@ func TestOpenFirstMissing(t *testing.T) {
 	assert.Contains(t, dirs, "/opt/cuda-x/lib64")
 	assert.Contains(t, dirs, "/usr/local/cuda/lib64")
 	assert.True(t, strings.HasPrefix(dirs[0], "/opt/cuda-x"))
+}
+
+func TestWheelLibDirs(t *testing.T) {
+	venv := t.TempDir()
+	lib := filepath.Join(venv, "lib", "python3.12", "site-packages", "nvidia", "nccl", "lib")
+	require.NoError(t, os.MkdirAll(lib, 0o755))
+	t.Setenv("VIRTUAL_ENV", venv)
+	dirs := wheelLibDirs("nvidia/nccl/lib", "nvidia/cu13/lib")
+	assert.Equal(t, toolkitLibDirs(), dirs[:len(toolkitLibDirs())], "the toolkits come first")
+	assert.Contains(t, dirs, lib)
+	assert.NotContains(t, wheelLibDirs("nvidia/cublas/lib"), lib)
 }
