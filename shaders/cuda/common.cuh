@@ -343,6 +343,51 @@ struct mlxq_chunk {
     float b;
 };
 
+// Loads the n words of a chunk like mlxq_load_words, as a stream: not
+// kept in L1 (x and the scales are), with a 256-byte L2 prefetch hint (the
+// nw warps of a block read 64 bytes of a row each, side by side).
+template <int NW, bool WIDE>
+__device__ __forceinline__ void mlxq_load_words_stream(const u32* p, u32* w) {
+    if (WIDE && (NW % 4) == 0) {
+#pragma unroll
+        for (int i = 0; i < NW / 4; i++)
+            asm("ld.global.nc.L1::no_allocate.L2::256B.v4.u32 {%0, %1, %2, %3}, [%4];"
+                : "=r"(w[4 * i]), "=r"(w[4 * i + 1]), "=r"(w[4 * i + 2]), "=r"(w[4 * i + 3])
+                : "l"(p + 4 * i));
+    } else if ((NW % 2) == 0) {
+#pragma unroll
+        for (int i = 0; i < NW / 2; i++)
+            asm("ld.global.nc.L1::no_allocate.L2::256B.v2.u32 {%0, %1}, [%2];"
+                : "=r"(w[2 * i]), "=r"(w[2 * i + 1])
+                : "l"(p + 2 * i));
+    } else {
+#pragma unroll
+        for (int i = 0; i < NW; i++)
+            asm("ld.global.nc.L1::no_allocate.L2::256B.u32 %0, [%1];" : "=r"(w[i]) : "l"(p + i));
+    }
+}
+
+// Loads chunk c of a row (a half chunk of 16 codes at the end of nvfp4 rows
+// with K % 32 == 16): its words, scales and bias. STREAM loads whole chunks'
+// words with mlxq_load_words_stream; WIDE allows their 16-byte loads.
+template <bool STREAM, bool WIDE>
+__device__ __forceinline__ void mlxq_fetch_chunk(mlxq_chunk& ch, const u32* wrow, const void* scales,
+                                                 const void* biases, size_t srow, int c, int K) {
+    const u32* p = wrow + (size_t)c * MLXQ_BITS;
+    if (c * 32 + 32 <= K) {
+        if (STREAM) mlxq_load_words_stream<MLXQ_BITS, WIDE>(p, ch.w);
+        else mlxq_load_words<MLXQ_BITS, WIDE>(p, ch.w);
+    } else {
+        mlxq_load_words<MLXQ_BITS / 2, false>(p, ch.w);
+#pragma unroll
+        for (int i = MLXQ_BITS / 2; i < MLXQ_BITS; i++) ch.w[i] = 0u;
+    }
+    const size_t g = srow + (size_t)c * 32 / MLXQ_GROUP;
+#pragma unroll
+    for (int h = 0; h < MLXQ_SPC; h++) ch.s[h] = mlxq_load_scale(scales, g + (c * 32 + 16 * h < K ? h : 0));
+    ch.b = mlxq_load_qbias(biases, g);
+}
+
 // ---- pairs of 16-bit values for the tensor-core kernels -------------------
 #if MLXQ_ACT != 0
 __device__ __forceinline__ u32 mlxq_prmt(u32 a, u32 b, u32 sel) {

@@ -30,26 +30,6 @@
 // At least 4 blocks (16 warps) per multiprocessor: at most 128 registers.
 #define GQM_MINB 4
 
-
-
-// Loads chunk c of a weight row (a half chunk of 16 codes at the end of
-// nvfp4 rows with K % 32 == 16): its words, scales and bias.
-__device__ __forceinline__ void gqm_fetch(mlxq_chunk& ch, const u32* wrow, const void* scales,
-                                          const void* biases, size_t srow, int c, int K) {
-    const u32* p = wrow + (size_t)c * MLXQ_BITS;
-    if (c * 32 + 32 <= K) {
-        mlxq_load_words<MLXQ_BITS, MLXQ_GQ_WIDE>(p, ch.w);
-    } else {
-        mlxq_load_words<MLXQ_BITS / 2, false>(p, ch.w);
-#pragma unroll
-        for (int i = MLXQ_BITS / 2; i < MLXQ_BITS; i++) ch.w[i] = 0u;
-    }
-    const size_t g = srow + (size_t)c * 32 / MLXQ_GROUP;
-#pragma unroll
-    for (int h = 0; h < MLXQ_SPC; h++) ch.s[h] = mlxq_load_scale(scales, g + (c * 32 + 16 * h < K ? h : 0));
-    ch.b = mlxq_load_qbias(biases, g);
-}
-
 extern "C" __global__ void __launch_bounds__(32 * GQM_WARPS, GQM_MINB)
 mlxq_kernel(const void* x, const void* w, const void* scales, const void* biases,
             const float* bias, void* y, const int* route, int N, int K) {
@@ -82,15 +62,15 @@ mlxq_kernel(const void* x, const void* w, const void* scales, const void* biases
     int s = warp;
     if (s < steps) {
         const int c = mlxq_min(4 * s + t, nch - 1);
-        gqm_fetch(cg, wg, scales, biases, sg, c, K);
-        gqm_fetch(chh, wh, scales, biases, sh, c, K);
+        mlxq_fetch_chunk<false, MLXQ_GQ_WIDE>(cg, wg, scales, biases, sg, c, K);
+        mlxq_fetch_chunk<false, MLXQ_GQ_WIDE>(chh, wh, scales, biases, sh, c, K);
     }
     for (; s < steps; s += GQM_WARPS) {
         // Prefetch the next step's words and scales (clamped to the last chunk).
         mlxq_chunk ng_, nh_;
         const int cn = mlxq_min(4 * (s + GQM_WARPS) + t, nch - 1);
-        gqm_fetch(ng_, wg, scales, biases, sg, cn, K);
-        gqm_fetch(nh_, wh, scales, biases, sh, cn, K);
+        mlxq_fetch_chunk<false, MLXQ_GQ_WIDE>(ng_, wg, scales, biases, sg, cn, K);
+        mlxq_fetch_chunk<false, MLXQ_GQ_WIDE>(nh_, wh, scales, biases, sh, cn, K);
 
         const int c = 4 * s + t;
         const int valid = c < nch ? mlxq_min(32, K - 32 * c) : 0;

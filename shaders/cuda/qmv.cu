@@ -54,50 +54,8 @@
 
 
 
-// Loads the n words of a chunk like mlxq_load_words, as a stream: not
-// kept in L1 (x and the scales are), with a 256-byte L2 prefetch hint (the
-// nw warps of a block read 64 bytes of a row each, side by side).
-template <int NW, bool WIDE>
-__device__ __forceinline__ void qmv_load_words(const u32* p, u32* w) {
-    if (WIDE && (NW % 4) == 0) {
-#pragma unroll
-        for (int i = 0; i < NW / 4; i++)
-            asm("ld.global.nc.L1::no_allocate.L2::256B.v4.u32 {%0, %1, %2, %3}, [%4];"
-                : "=r"(w[4 * i]), "=r"(w[4 * i + 1]), "=r"(w[4 * i + 2]), "=r"(w[4 * i + 3])
-                : "l"(p + 4 * i));
-    } else if ((NW % 2) == 0) {
-#pragma unroll
-        for (int i = 0; i < NW / 2; i++)
-            asm("ld.global.nc.L1::no_allocate.L2::256B.v2.u32 {%0, %1}, [%2];"
-                : "=r"(w[2 * i]), "=r"(w[2 * i + 1])
-                : "l"(p + 2 * i));
-    } else {
-#pragma unroll
-        for (int i = 0; i < NW; i++)
-            asm("ld.global.nc.L1::no_allocate.L2::256B.u32 %0, [%1];" : "=r"(w[i]) : "l"(p + i));
-    }
-}
-
 // At least 16 warps per multiprocessor: at most 128 registers.
 #define QMV_TC_MINB 2
-// Loads chunk c of a row (a half chunk of 16 codes at the end of nvfp4 rows
-// with K % 32 == 16): its words, scales and bias.
-__device__ __forceinline__ void qmv_fetch(mlxq_chunk& ch, const u32* wrow, const void* scales,
-                                          const void* biases, size_t srow, int c, int K) {
-    const u32* p = wrow + (size_t)c * MLXQ_BITS;
-    if (c * 32 + 32 <= K) {
-        qmv_load_words<MLXQ_BITS, QMV_WIDE>(p, ch.w);
-    } else {
-        mlxq_load_words<MLXQ_BITS / 2, false>(p, ch.w);
-#pragma unroll
-        for (int i = MLXQ_BITS / 2; i < MLXQ_BITS; i++) ch.w[i] = 0u;
-    }
-    const size_t g = srow + (size_t)c * 32 / MLXQ_GROUP;
-#pragma unroll
-    for (int h = 0; h < QMV_SPC; h++) ch.s[h] = mlxq_load_scale(scales, g + (c * 32 + 16 * h < K ? h : 0));
-    ch.b = mlxq_load_qbias(biases, g);
-}
-
 // One warp's rows, tokens and accumulators in the tensor-core design.
 struct qmv_tc {
     const u32 *wg, *wh;  // rows n0 + g and n0 + g + 8
@@ -119,18 +77,18 @@ __device__ __forceinline__ int qmv_steps(qmv_tc& q, const void* scales, const vo
     mlxq_chunk cg, chh, cg2, ch2;
     {
         const int c = FULL ? 4 * s + t : mlxq_min(4 * s + t, nch - 1);
-        qmv_fetch(cg, q.wg, scales, biases, q.sg, c, K);
-        qmv_fetch(chh, q.wh, scales, biases, q.sh, c, K);
+        mlxq_fetch_chunk<true, QMV_WIDE>(cg, q.wg, scales, biases, q.sg, c, K);
+        mlxq_fetch_chunk<true, QMV_WIDE>(chh, q.wh, scales, biases, q.sh, c, K);
         const int c2 = mlxq_min(4 * (s + nw) + t, nch - 1);
-        qmv_fetch(cg2, q.wg, scales, biases, q.sg, c2, K);
-        qmv_fetch(ch2, q.wh, scales, biases, q.sh, c2, K);
+        mlxq_fetch_chunk<true, QMV_WIDE>(cg2, q.wg, scales, biases, q.sg, c2, K);
+        mlxq_fetch_chunk<true, QMV_WIDE>(ch2, q.wh, scales, biases, q.sh, c2, K);
     }
     for (; s < end; s += nw) {
         // Prefetch two steps ahead (clamped to the last chunk).
         mlxq_chunk ng_, nh_;
         const int cn = mlxq_min(4 * (s + 2 * nw) + t, nch - 1);
-        qmv_fetch(ng_, q.wg, scales, biases, q.sg, cn, K);
-        qmv_fetch(nh_, q.wh, scales, biases, q.sh, cn, K);
+        mlxq_fetch_chunk<true, QMV_WIDE>(ng_, q.wg, scales, biases, q.sg, cn, K);
+        mlxq_fetch_chunk<true, QMV_WIDE>(nh_, q.wh, scales, biases, q.sh, cn, K);
 
         const int c = 4 * s + t;
         const int valid = FULL ? 32 : (c < nch ? mlxq_min(32, K - 32 * c) : 0);
