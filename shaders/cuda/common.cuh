@@ -321,6 +321,20 @@ __device__ __forceinline__ void mlxq_load_words(const u32* p, u32* w) {
     }
 }
 
+// acc plus the exact float32 product of the half chunk c (16 codes, the end
+// of an nvfp4 row with K % 32 == 16) of a row with x's 16 values xv: the
+// codes' dot product with xv, then one fma with the chunk's scale.
+__device__ __forceinline__ float mlxq_half_chunk(const u32* wrow, const void* scales, size_t srow, int c,
+                                                 const float* xv, float acc) {
+    u32 wr[MLXQ_BITS];
+    mlxq_load_words<MLXQ_BITS / 2, false>(wrow + (size_t)c * MLXQ_BITS, wr);
+    const float s = mlxq_scale(scales, srow + (size_t)c * 2);
+    float d0 = 0.0f;
+#pragma unroll
+    for (int j = 0; j < 16; j++) d0 = mlxq_fma(mlxq_code_value(mlxq_code<MLXQ_BITS>(wr, j)), xv[j], d0);
+    return mlxq_fma(s, d0, acc);
+}
+
 // ---- warp reductions ------------------------------------------------------
 
 __device__ __forceinline__ float mlxq_warp_sum(float v) {
@@ -699,14 +713,7 @@ __device__ __forceinline__ void mlxq_gather_rows(const void* x, const void* w, c
                     mlxq_load_act16(xr[t] + (size_t)c * 32 * MLXQ_ACT_BYTES, xv);
 #pragma unroll
                     for (int r = 0; r < MLXQ_GQ_ROWS; r++) {
-                        u32 wr[MLXQ_BITS];
-                        mlxq_load_words<MLXQ_BITS / 2, false>(wrow[r] + (size_t)c * MLXQ_BITS, wr);
-                        const float s = mlxq_scale(scales, srow[r] + (size_t)c * 2);
-                        float d0 = 0.0f;
-#pragma unroll
-                        for (int j = 0; j < 16; j++)
-                            d0 = mlxq_fma(mlxq_code_value(mlxq_code<MLXQ_BITS>(wr, j)), xv[j], d0);
-                        acc[r][t] = mlxq_fma(s, d0, acc[r][t]);
+                        acc[r][t] = mlxq_half_chunk(wrow[r], scales, srow[r], c, xv, acc[r][t]);
                     }
                 }
             }

@@ -317,14 +317,7 @@ mlxq_kernel(const void* x, const void* w_, const void* scales, const void* biase
                 mlxq_load_act16(xb + ((size_t)t * K + (size_t)c * 32) * QMV_ACT_BYTES, xv);
 #pragma unroll
                 for (int r = 0; r < QMV_ROWS; r++) {
-                    u32 wr[MLXQ_BITS];
-                    mlxq_load_words<MLXQ_BITS / 2, false>(wrow[r] + (size_t)c * MLXQ_BITS, wr);
-                    float s = mlxq_scale(scales, srow[r] + (size_t)c * 2);
-                    float d0 = 0.0f;
-#pragma unroll
-                    for (int j = 0; j < 16; j++)
-                        d0 = mlxq_fma(mlxq_code_value(mlxq_code<MLXQ_BITS>(wr, j)), xv[j], d0);
-                    acc[r][t] = mlxq_fma(s, d0, acc[r][t]);
+                    acc[r][t] = mlxq_half_chunk(wrow[r], scales, srow[r], c, xv, acc[r][t]);
                 }
             }
         }
